@@ -1,0 +1,46 @@
+"""The Flask application: factory, blueprints, limits, metrics."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, g, request
+
+from kyso.api.problems import register_error_handlers
+from kyso.config import Config, load_config
+from kyso.errors import PayloadTooLarge
+from kyso.service import Kyso
+
+
+def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
+    """Build the app around one :class:`Kyso` service (made from ``config`` if not given)."""
+    config = config or (kyso.config if kyso else load_config())
+    kyso = kyso or Kyso.open(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["kyso"] = kyso
+
+    from kyso.api import audit, health, keys, metrics, openapi, page, sign, tsa, verify
+
+    for module in (sign, verify, audit, keys):
+        app.register_blueprint(module.bp, url_prefix="/api/v1")
+    app.register_blueprint(openapi.bp, url_prefix="/api/v1")
+    app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(tsa.bp)
+    app.register_blueprint(page.bp)
+    register_error_handlers(app)
+
+    @app.before_request
+    def _limit_body() -> None:
+        g.started = time.perf_counter()
+        length = request.content_length
+        if length is not None and length > config.max_body_bytes:
+            # Refused from the header alone, before a byte of the body is read.
+            raise PayloadTooLarge(
+                f"the request body ({length} bytes) is larger than the limit of {config.max_body_bytes} bytes"
+            )
+
+    metrics.install(app)
+    return app

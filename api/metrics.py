@@ -1,0 +1,73 @@
+"""GET /metrics: Prometheus text format.
+
+Requests and latencies by endpoint, signatures by key and level, audit log size.
+Each app has its own registry. Under gunicorn each worker counts its own requests;
+set PROMETHEUS_MULTIPROC_DIR to aggregate them (prometheus_client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+bp = Blueprint("metrics", __name__)
+
+
+class _AuditSize:
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        size = self.app.extensions["kyso"].audit.size()
+        yield GaugeMetricFamily("kyso_audit_entries", "Entries in the audit log", value=size)
+
+
+class Metrics:
+    def __init__(self, app: Flask):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "kyso_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "kyso_http_request_seconds",
+            "HTTP request latency",
+            ["endpoint"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.signatures = Counter(
+            "kyso_signatures", "Signatures made", ["kind", "key", "level"], registry=self.registry
+        )
+        self.registry.register(_AuditSize(app))
+
+
+def install(app: Flask) -> None:
+    metrics = Metrics(app)
+    app.extensions["kyso_metrics"] = metrics
+
+    @app.after_request
+    def _count(response):
+        endpoint = request.endpoint or "unknown"
+        metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        started = g.get("started")
+        if started is not None:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        labels = g.get("signature_labels")
+        if labels is not None and response.status_code == 200:
+            metrics.signatures.labels(*labels).inc()
+        return response
+
+
+@bp.get("/metrics")
+def metrics_text() -> Response:
+    registry = current_app.extensions["kyso_metrics"].registry
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # pragma: no cover - gunicorn deployments
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

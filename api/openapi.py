@@ -1,0 +1,128 @@
+"""GET /api/v1/openapi.json: the OpenAPI 3.1 document of this API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from kyso import __version__
+
+bp = Blueprint("openapi", __name__)
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_AUTH_ERRORS = {"401": _PROBLEM, "403": _PROBLEM}
+
+
+def _op(summary: str, roles: str | None, ok: dict[str, Any], errors: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": ok}
+    for status in errors:
+        responses[status] = _PROBLEM
+    if roles:
+        responses.update(_AUTH_ERRORS)
+    op: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
+    if roles:
+        op["description"] = f"Roles: {roles}."
+    else:
+        op["security"] = []
+    return op
+
+
+def _json(schema: dict[str, Any] | None = None, description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+
+
+def _q(name: str, description: str, required: bool = False, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
+                "description": "A retry with the same key returns the first answer byte for byte (kept 24 hours)."}
+_PDF_BODY = {"required": True, "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
+_PDF_OK = {"description": "The signed PDF", "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+           "headers": {"Kyso-Audit-Seq": {"schema": {"type": "integer"}},
+                       "Kyso-Document-SHA256": {"schema": {"type": "string"}}}}
+_REPORT = {"$ref": "#/components/schemas/ValidationReport"}
+_LEVEL = {"type": "string", "enum": ["B-B", "B-T", "B-LT", "B-LTA"]}
+
+
+def document() -> dict[str, Any]:
+    sign_errors = ("400", "409", "413", "422", "503")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "kyso", "version": __version__,
+                 "description": "Signing and record-integrity service for electronic medical records."},
+        "servers": [{"url": "/"}],
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/healthz": {"get": _op("Liveness", None, _json())},
+            "/readyz": {"get": _op("Readiness: database, each key alias, TSA", None, _json(), ("503",))},
+            "/metrics": {"get": _op("Prometheus metrics", None, {"description": "text/plain exposition format"})},
+            "/tsa": {"post": _op("Built-in RFC 3161 TSA", None,
+                                 {"description": "TimeStampResp", "content": {"application/timestamp-reply": {}}},
+                                 ("404", "415"), requestBody={"content": {"application/timestamp-query": {}}})},
+            "/": {"get": _op("Verification page (Vietnamese and English)", None, {"description": "HTML"})},
+            "/page/verify": {"post": _op("Verification for the public page", None, _json(_REPORT), ("400", "404", "413"),
+                                         requestBody={"content": {"application/pdf": {}, "application/json": {}}})},
+            "/api/v1/openapi.json": {"get": _op("This document", None, _json())},
+            "/api/v1/keys": {"get": _op("Key aliases the caller may use", "his, admin", _json())},
+            "/api/v1/sign/pdf": {"post": _op(
+                "Sign a PDF (PAdES)", "his", _PDF_OK, sign_errors,
+                parameters=[_q("key", "Key alias", True), _q("level", "PAdES level", schema=_LEVEL),
+                            _q("record_id", "Record identifier (may contain /)"), _q("reason", "Reason"),
+                            _q("location", "Location"), _q("field", "Signature field name"),
+                            _q("certify", "Certify (DocMDP) on the first signature", schema={"type": "boolean"}),
+                            _q("visible", "Visible stamp", schema={"type": "boolean"}),
+                            _q("page", "1-based page of the stamp", schema={"type": "integer"}),
+                            _q("box", "x1,y1,x2,y2 in PDF points"),
+                            _q("repair", "Rebuild a damaged PDF and sign the rebuilt file", schema={"type": "boolean"}),
+                            _IDEMPOTENCY],
+                requestBody=_PDF_BODY)},
+            "/api/v1/sign/json": {"post": _op(
+                "Sign a JSON record (JWS / JAdES)", "his",
+                _json({"type": "object", "properties": {"signature": {"type": "object"}, "payload_sha256": {"type": "string"},
+                                                        "audit_seq": {"type": "integer"}}}),
+                sign_errors, parameters=[_IDEMPOTENCY],
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["key", "payload"],
+                    "properties": {"key": {"type": "string"}, "payload": {}, "level": {"type": "string", "enum": ["B-B", "B-T"]},
+                                   "record_id": {"type": "string"}, "detached": {"type": "boolean"}}}}}})},
+            "/api/v1/verify/pdf": {"post": _op("Validate a signed PDF", "his, auditor, admin", _json(_REPORT),
+                                               ("400", "413"), requestBody=_PDF_BODY)},
+            "/api/v1/verify/json": {"post": _op(
+                "Validate a JWS", "his, auditor, admin", _json(_REPORT), ("400", "413"),
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["signature"],
+                    "properties": {"signature": {"type": "object"}, "payload": {}}}}}})},
+            "/api/v1/records/{record_id}": {"get": _op(
+                "Signatures made for a record, oldest first", "his, auditor, admin", _json(),
+                parameters=[{"name": "record_id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+            "/api/v1/audit/entries": {"get": _op(
+                "Audit entries in order", "auditor, admin", _json(), ("400",),
+                parameters=[_q("after", "Entries with a larger seq", schema={"type": "integer"}),
+                            _q("limit", "At most this many (1..1000)", schema={"type": "integer"})])},
+            "/api/v1/audit/export": {"get": _op(
+                "The whole log as JSON Lines, entries then checkpoints", "auditor, admin",
+                {"description": "JSON Lines", "content": {"application/jsonl": {}}})},
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                           "description": "API key made by `kyso clients add`"}},
+            "responses": {"Problem": {"description": "RFC 9457 problem", "content": {"application/problem+json": {
+                "schema": {"type": "object", "required": ["type", "title", "status", "detail", "code"],
+                           "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                          "status": {"type": "integer"}, "detail": {"type": "string"},
+                                          "code": {"type": "string"}}}}}}},
+            "schemas": {"ValidationReport": {
+                "type": "object", "required": ["indication", "document_sha256", "signatures"],
+                "properties": {"indication": {"type": "string", "enum": ["TOTAL_PASSED", "INDETERMINATE", "TOTAL_FAILED"]},
+                               "document_sha256": {"type": "string"},
+                               "signatures": {"type": "array", "items": {"type": "object"}}}}},
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(document())

@@ -1,0 +1,48 @@
+"""GET /: a verification page for anyone holding a signed record (Vietnamese, English).
+
+The page posts the file to ``POST /page/verify``, which answers the same report as
+``/api/v1/verify/*`` without an API key; both are off when
+``verify_page_public = false``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from kyso.api.sign import json_body
+from kyso.errors import InvalidRequest, NotFound
+from kyso.service import Actor, sha256_hex
+
+bp = Blueprint("page", __name__)
+
+
+def _public() -> None:
+    if not current_app.extensions["kyso"].config.verify_page_public:
+        raise NotFound("the verification page is not served by this instance")
+
+
+@bp.get("/")
+def index() -> Response:
+    _public()
+    html = resources.files("kyso.api").joinpath("static/verify.html").read_text(encoding="utf-8")
+    return Response(html, mimetype="text/html")
+
+
+@bp.post("/page/verify")
+def verify() -> Response:
+    _public()
+    kyso = current_app.extensions["kyso"]
+    g.action, g.audit = "verify.page", {}
+    anonymous = Actor(None)
+    if request.mimetype == "application/pdf":
+        data = request.get_data()
+        g.audit["document_sha256"] = sha256_hex(data)
+        return jsonify(kyso.verify_pdf(anonymous, data))
+    if request.mimetype == "application/json":
+        body = json_body()
+        if "signature" in body:
+            return jsonify(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
+        return jsonify(kyso.verify_json(anonymous, body, None, False))
+    raise InvalidRequest("send a PDF (application/pdf) or a signed JSON (application/json)")

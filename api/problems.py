@@ -1,0 +1,79 @@
+"""Errors as RFC 9457 problem+json, in one place, and their audit entries."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from kyso.errors import (
+    InvalidRequest,
+    KysoError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger(__name__)
+
+
+def problem_response(error: KysoError) -> Response:
+    body = json.dumps(error.problem(), ensure_ascii=False)
+    resp = Response(body, status=error.status, mimetype="application/problem+json")
+    if error.code == "rate_limited" and "retry_after" in error.extra:
+        resp.headers["Retry-After"] = str(error.extra["retry_after"])
+    if error.status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="kyso"'
+    return resp
+
+
+def _from_http(exc: HTTPException) -> KysoError:
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+    if exc.code == 404:
+        return NotFound(f"no such resource: {request.path}")
+    if exc.code == 405:
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+    if exc.code == 415:
+        return UnsupportedMediaType(exc.description or "unsupported media type")
+    return InvalidRequest(exc.description or "invalid request")
+
+
+def audit_failure(error: KysoError) -> None:
+    """Record a refused or failed API call, once, with what the view knew so far."""
+    action = getattr(g, "action", None)
+    if action is None or getattr(g, "failure_recorded", False):
+        return
+    g.failure_recorded = True
+    kyso = current_app.extensions["kyso"]
+    client = getattr(g, "client", None)
+    from kyso.service import Actor
+
+    try:
+        kyso.record_failure(Actor(client.name if client else None), action, error, **getattr(g, "audit", {}))
+    except Exception:  # the answer to the caller must not be lost because logging failed
+        log.exception("could not record the failure of %s in the audit log", action)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(KysoError)
+    def _kyso_error(exc: KysoError) -> Response:
+        audit_failure(exc)
+        return problem_response(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        error = _from_http(exc)
+        audit_failure(error)
+        return problem_response(error)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        error = KysoError("an unexpected error occurred; it has been logged")
+        audit_failure(error)
+        return problem_response(error)

@@ -1,0 +1,166 @@
+"""Configuration: one typed object, loaded once from TOML and ``KYSO_*`` variables.
+
+The embedded default (no file, no variables) is a complete dev service: SQLite under
+``./var``, the dev PKI shipped in ``certs/dev``, the built-in TSA. Secrets (PINs,
+passphrases) are never values in this object: a key names *where* its secret is
+(``passphrase_env``/``passphrase_file``, ``pin_env``/``pin_file``) and the keystore reads
+it when it needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from kyso.errors import ConfigError
+
+DEV_KEY_ALIASES = ("hospital-seal", "lab-seal", "dr-revoked", "dr-an", "dr-binh", "dr-expired", "dr-future")
+LOG_KEY_ALIAS = "audit-log"
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    alias: str
+    kind: str = "software"
+    # software
+    key_file: str | None = None
+    cert_file: str | None = None
+    chain_files: tuple[str, ...] = ()
+    passphrase_env: str | None = None
+    passphrase_file: str | None = None
+    # pkcs11
+    module: str | None = None
+    token_label: str | None = None
+    key_label: str | None = None
+    pin_env: str | None = None
+    pin_file: str | None = None
+    # both
+    jws_alg: str | None = None
+    dev_passphrase: bool = False  # the published dev PKI passphrase, embedded default only
+
+
+@dataclass(frozen=True)
+class TsaConfig:
+    urls: tuple[str, ...] = ()
+    builtin: bool = True
+    public: bool = True  # serve POST /tsa without authentication
+    key: str = "tsa"  # key alias of the built-in TSA
+    policy_oid: str = "2.25.300738347016499735365908708690126511858.1.1"  # kyso.signer.tsa.DEFAULT_POLICY_OID
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    roots: tuple[str, ...] = ()
+    revocation: str = "soft-fail"  # or "require"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    checkpoint_every: int = 1000
+    checkpoint_seconds: int = 300
+    log_key: str = LOG_KEY_ALIAS
+    origin: str = "kyso.invalid/audit"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    idempotency_hours: float = 24.0
+    session_minutes: float = 10.0
+    verify_page_public: bool = True
+    dev_pki: bool = True  # use (and serve revocation data for) the shipped dev PKI
+    keys: tuple[KeyConfig, ...] = ()
+    tsa: TsaConfig = field(default_factory=TsaConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'kyso.sqlite3').resolve()}"
+
+    def key(self, alias: str) -> KeyConfig | None:
+        return next((k for k in self.keys if k.alias == alias), None)
+
+
+def _dev_keys(pki_dir: Path) -> tuple[KeyConfig, ...]:
+    chain = (str(pki_dir / "intermediate-ca.cert.pem"), str(pki_dir / "root-ca.cert.pem"))
+    return tuple(
+        KeyConfig(
+            alias=alias,
+            key_file=str(pki_dir / f"{alias}.key.pem"),
+            cert_file=str(pki_dir / f"{alias}.cert.pem"),
+            chain_files=chain,
+            dev_passphrase=True,
+        )
+        for alias in (*DEV_KEY_ALIASES, LOG_KEY_ALIAS, "tsa")
+    )
+
+
+def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration: the TOML file named by ``path`` or ``KYSO_CONFIG``, then
+    ``KYSO_DATA_DIR``, ``KYSO_DATABASE_URL`` and ``KYSO_MAX_BODY_BYTES`` on top, then the
+    embedded default for whatever is still missing."""
+    env = os.environ if env is None else env
+    path = path or env.get("KYSO_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path}: {exc}") from None
+
+    sections = {
+        "tsa": _build(TsaConfig, raw.pop("tsa", {}), "[tsa]"),
+        "trust": _build(TrustConfig, raw.pop("trust", {}), "[trust]"),
+        "audit": _build(AuditConfig, raw.pop("audit", {}), "[audit]"),
+    }
+    keys = tuple(_build(KeyConfig, k, f"[[keys]] #{i + 1}") for i, k in enumerate(raw.pop("keys", [])))
+    if "KYSO_DATA_DIR" in env:
+        raw["data_dir"] = env["KYSO_DATA_DIR"]
+    if "KYSO_DATABASE_URL" in env:
+        raw["database_url"] = env["KYSO_DATABASE_URL"]
+    if "KYSO_MAX_BODY_BYTES" in env:
+        raw["max_body_bytes"] = env["KYSO_MAX_BODY_BYTES"]
+    if "data_dir" in raw:
+        raw["data_dir"] = Path(raw["data_dir"])
+    if "max_body_bytes" in raw:
+        try:
+            raw["max_body_bytes"] = int(raw["max_body_bytes"])
+        except ValueError:
+            raise ConfigError("max_body_bytes must be an integer") from None
+    # A configuration file describes a production service: the dev PKI only where asked.
+    raw.setdefault("dev_pki", not path)
+    config: Config = _build(Config, raw, "configuration")
+    if config.dev_pki:
+        from kyso.certs.devpki import dev_pki_dir
+
+        pki = dev_pki_dir()
+        configured = {k.alias for k in keys}
+        keys = keys + tuple(k for k in _dev_keys(pki) if k.alias not in configured)
+        trust = sections["trust"]
+        if not trust.roots:
+            sections["trust"] = TrustConfig(roots=(str(pki / "root-ca.cert.pem"),), revocation=trust.revocation)
+    return Config(**{**{f.name: getattr(config, f.name) for f in fields(Config)}, **sections, "keys": keys})

@@ -1,0 +1,175 @@
+"""The database: schema and engines (SQLite embedded, PostgreSQL in production).
+
+Writes that must serialise (audit appends) take the write lock at the start of their
+transaction: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's row lock on the singleton
+``audit_head`` row. Readers use a second engine and never block writers (SQLite WAL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+
+metadata = MetaData()
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_hash", String(64), nullable=False, unique=True),
+    Column("time", String(32), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("actor", String(200)),
+    Column("record_id", String(1024), index=True),
+    Column("document_sha256", String(64), index=True),
+    Column("signature_sha256", String(64), index=True),
+    Column("canonical", Text, nullable=False),  # the exact JCS text that was hashed
+)
+
+# One row (id = 1): the tree size and the hash of the last entry. Appenders lock it.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+)
+
+# Hashes of complete (perfect) Merkle subtrees: node (level, idx) covers leaves
+# [idx * 2**level, (idx + 1) * 2**level). Level 0 is the entry hashes themselves.
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("document", Text, nullable=False),  # the checkpoint JSON object
+)
+
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("audit_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("record_id", String(1024), index=True),
+    Column("time", String(32), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("kind", String(8), nullable=False),  # pdf | json
+    Column("level", String(8), nullable=False),
+    Column("document_sha256", String(64), nullable=False),
+    Column("signature_sha256", String(64), nullable=False, index=True),
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("keys", Text, nullable=False),  # JSON list of granted aliases
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("client", String(200), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created", Float, nullable=False),  # epoch seconds
+)
+
+signing_sessions = Table(
+    "signing_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
+    Column("state", LargeBinary, nullable=False),  # prepared documents (JSON)
+)
+
+
+@dataclass
+class Database:
+    """A writer engine (serialised appends) and a reader engine."""
+
+    url: str
+    writer: Engine
+    reader: Engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        self.reader.dispose()
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")  # durable before acknowledged
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        # The default deferred BEGIN reads the chain tail outside the write lock,
+        # which forks the chain under concurrency.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def open_database(url: str) -> Database:
+    if url.startswith("sqlite"):
+        return Database(url, _sqlite_engine(url, True), _sqlite_engine(url, False))
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return Database(url, engine, engine)
+
+
+def create_schema(db: Database) -> None:
+    """Create missing tables and the chain head row (idempotent)."""
+    from kyso.audit.entry import GENESIS_PREV_HASH
+
+    metadata.create_all(db.writer)
+    with db.writer.begin() as conn:
+        if conn.execute(select(audit_head.c.id)).first() is None:
+            conn.execute(insert(audit_head).values(id=1, size=0, head_hash=GENESIS_PREV_HASH))

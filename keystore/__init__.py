@@ -1,0 +1,108 @@
+"""Key providers behind one interface, looked up by alias.
+
+Keys are loaded once when the service starts (a software key is parsed then, a token
+is opened lazily in each process on first use, so that forked workers each get their
+own session).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from kyso.config import Config, KeyConfig
+from kyso.errors import ConfigError, UnknownKey
+from kyso.keystore.base import KeyInfo, SigningKey
+
+__all__ = ["Keystore", "KeyInfo", "SigningKey", "load_keystore", "read_secret"]
+
+
+def read_secret(
+    alias: str, what: str, env_name: str | None, file_name: str | None, env: Mapping[str, str]
+) -> str | None:
+    """Read a secret from the variable or file a key alias names; never log its value."""
+    if env_name:
+        if env_name not in env:
+            raise ConfigError(f"key alias {alias!r}: {what} variable {env_name} is not set")
+        return env[env_name]
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"key alias {alias!r}: cannot read {what} file {file_name}: {exc.strerror}"
+            ) from None
+    return None
+
+
+class Keystore:
+    """The key aliases of this service."""
+
+    def __init__(self, keys: Mapping[str, SigningKey]):
+        self._keys = dict(keys)
+
+    def get(self, alias: str) -> SigningKey:
+        try:
+            return self._keys[alias]
+        except KeyError:
+            raise UnknownKey(f"no key alias {alias!r} is configured") from None
+
+    def __contains__(self, alias: object) -> bool:
+        return alias in self._keys
+
+    def aliases(self) -> list[str]:
+        return sorted(self._keys)
+
+    def close(self) -> None:
+        for key in self._keys.values():
+            key.close()
+
+
+def _load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
+    chain = tuple(kc.chain_files)
+    if kc.kind == "software":
+        from kyso.certs.devpki import DEV_PASSPHRASE
+        from kyso.keystore.software import load_software_key
+
+        if not kc.key_file:
+            raise ConfigError(f"key alias {kc.alias!r}: key_file is required for a software key")
+        if kc.dev_passphrase:
+            passphrase: bytes | None = DEV_PASSPHRASE
+        else:
+            secret = read_secret(kc.alias, "passphrase", kc.passphrase_env, kc.passphrase_file, env)
+            passphrase = secret.encode("utf-8") if secret is not None else None
+        return load_software_key(kc.alias, kc.key_file, passphrase, kc.cert_file, chain, kc.jws_alg)
+    if kc.kind == "pkcs11":
+        from kyso.keystore.pkcs11 import Pkcs11Key
+        from kyso.keystore.software import load_certificates
+
+        missing = [n for n in ("module", "token_label", "key_label") if not getattr(kc, n)]
+        if missing:
+            raise ConfigError(
+                f"key alias {kc.alias!r}: {', '.join(missing)} required for a pkcs11 key"
+            )
+        if not (kc.pin_env or kc.pin_file):
+            raise ConfigError(f"key alias {kc.alias!r}: pin_env or pin_file is required")
+
+        def pin() -> str:
+            value = read_secret(kc.alias, "PIN", kc.pin_env, kc.pin_file, env)
+            assert value is not None
+            return value
+
+        return Pkcs11Key(
+            alias=kc.alias,
+            module=kc.module,
+            token_label=kc.token_label,
+            key_label=kc.key_label,
+            pin=pin,
+            cert_file=kc.cert_file,
+            chain=tuple(c for f in chain for c in load_certificates(f)),
+            jws_alg=kc.jws_alg,
+        )
+    raise ConfigError(f"key alias {kc.alias!r}: unknown kind {kc.kind!r} (software or pkcs11)")
+
+
+def load_keystore(config: Config, env: Mapping[str, str] | None = None) -> Keystore:
+    env = os.environ if env is None else env
+    return Keystore({kc.alias: _load_one(kc, env) for kc in config.keys})

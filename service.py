@@ -1,0 +1,245 @@
+"""The domain facade: one straight path from a request to a signed, audited record.
+
+The HTTP layer and the command line both call this class; it knows nothing of HTTP.
+Each operation checks the key, signs, timestamps, and appends its audit entry in the
+same transaction as the record registry row (and whatever the caller must store with
+it, such as an idempotent response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
+from kyso.clients import ClientRegistry
+from kyso.config import Config
+from kyso.db import Database, create_schema, open_database
+from kyso.errors import CertificateExpired, CertificateNotYetValid, KysoError
+from kyso.keystore import Keystore, SigningKey, load_keystore
+from kyso.signer.jades import SignedJson, sign_json
+from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
+from kyso.signer.timestamp import TimestampClient, TimestampSource, http_source
+from kyso.signer.tsa import TimestampAuthority
+
+log = logging.getLogger(__name__)
+
+# Rows a caller writes in the audit entry's transaction: (connection, entry, result).
+WithEntry = Callable[[Connection, AppendedEntry, Any], None]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: a client name (``None`` for an unknown caller) and where from."""
+
+    name: str | None
+    role: str | None = None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _glob_certs(pattern: str, load) -> list:
+    import glob
+
+    paths = sorted(glob.glob(pattern)) or [pattern]
+    return [c for p in paths for c in load(p)]
+
+
+class Kyso:
+    """One service instance: configuration, database, keys, timestamping, audit log."""
+
+    def __init__(self, config: Config, db: Database, keystore: Keystore):
+        self.config = config
+        self.db = db
+        self.keystore = keystore
+        self.audit = AuditLog(db)
+        self.clients = ClientRegistry(db)
+        self._verify_settings = None
+        self.tsa: TimestampAuthority | None = None
+        if config.tsa.builtin and config.tsa.key in keystore:
+            self.tsa = TimestampAuthority(keystore.get(config.tsa.key), policy_oid=config.tsa.policy_oid)
+        sources = [http_source(url, config.tsa.timeout_seconds) for url in config.tsa.urls]
+        if not sources and self.tsa is not None:
+            sources = [TimestampSource("built-in TSA", self.tsa.respond)]
+        self.timestamper: TimestampClient | None = TimestampClient(sources) if sources else None
+
+    @classmethod
+    def open(cls, config: Config) -> Kyso:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        db = open_database(config.db_url)
+        create_schema(db)
+        return cls(config, db, load_keystore(config))
+
+    def close(self) -> None:
+        self.keystore.close()
+        self.db.dispose()
+
+    # -- keys ---------------------------------------------------------------
+
+    def signing_key(self, alias: str) -> SigningKey:
+        """The key for ``alias``, refused if its certificate cannot sign now."""
+        key = self.keystore.get(alias)
+        now = datetime.now(UTC)
+        if now < key.info.not_before:
+            raise CertificateNotYetValid(
+                f"the certificate of key alias {alias!r} is valid only from {key.info.not_before:%Y-%m-%d}"
+            )
+        if now > key.info.not_after:
+            raise CertificateExpired(
+                f"the certificate of key alias {alias!r} expired on {key.info.not_after:%Y-%m-%d}"
+            )
+        return key
+
+    # -- audit --------------------------------------------------------------
+
+    def record(self, draft: EntryDraft, with_entry: WithEntry | None = None) -> AppendedEntry:
+        return self.audit.append(draft, with_entry)
+
+    def record_failure(self, actor: Actor, action: str, error: KysoError, **fields: Any) -> AppendedEntry:
+        """The audit entry of a refused or failed operation (never its secrets)."""
+        outcome = "denied" if error.status in (401, 403) else "error"
+        detail = {"code": error.code, "status": error.status}
+        return self.audit.append(EntryDraft(action=action, actor=actor.name, outcome=outcome, detail=detail, **fields))
+
+    # -- signing ------------------------------------------------------------
+
+    def sign_pdf(
+        self,
+        actor: Actor,
+        alias: str,
+        data: bytes,
+        options: PdfSignOptions,
+        record_id: str | None,
+        with_entry: WithEntry | None = None,
+    ) -> tuple[SignedPdf, AppendedEntry]:
+        key = self.signing_key(alias)
+        signed = asyncio.run(async_sign_pdf(data, key, options, self.timestamper))
+        detail: dict[str, Any] = {"level": options.level, "field": signed.field}
+        if options.certify:
+            detail["certify"] = True
+        if signed.repaired:
+            detail["repaired"] = True
+
+        def also(conn: Connection, appended: AppendedEntry) -> None:
+            register_signature(conn, appended, "pdf", options.level)
+            if with_entry is not None:
+                with_entry(conn, appended, signed)
+
+        draft = EntryDraft(
+            action="sign.pdf",
+            actor=actor.name,
+            key=alias,
+            record_id=record_id,
+            document_sha256=sha256_hex(data),
+            signature_sha256=signed.sha256,
+            detail=detail,
+        )
+        return signed, self.audit.append(draft, also)
+
+    def sign_json(
+        self,
+        actor: Actor,
+        alias: str,
+        payload: Any,
+        level: str,
+        detached: bool,
+        record_id: str | None,
+        with_entry: WithEntry | None = None,
+    ) -> tuple[SignedJson, AppendedEntry]:
+        key = self.signing_key(alias)
+        signed = sign_json(payload, key, level, detached, self.timestamper)
+
+        def also(conn: Connection, appended: AppendedEntry) -> None:
+            register_signature(conn, appended, "json", level)
+            if with_entry is not None:
+                with_entry(conn, appended, signed)
+
+        draft = EntryDraft(
+            action="sign.json",
+            actor=actor.name,
+            key=alias,
+            record_id=record_id,
+            document_sha256=signed.payload_sha256,
+            signature_sha256=signed.signature_sha256,
+            detail={"level": level, "detached": detached},
+        )
+        return signed, self.audit.append(draft, also)
+
+    def record_access(self, actor: str | None, action: str, **fields: Any) -> AppendedEntry:
+        """The audit entry of a read that matters (an export, a record lookup)."""
+        return self.audit.append(EntryDraft(action=action, actor=actor, **fields))
+
+    # -- verification -------------------------------------------------------
+
+    def verify_settings(self):
+        from kyso.signer.verify_pdf import VerifySettings
+
+        if self._verify_settings is None:
+            from kyso.keystore.software import load_certificates
+
+            roots = tuple(c for pattern in self.config.trust.roots for c in _glob_certs(pattern, load_certificates))
+            self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
+        return self._verify_settings
+
+    def registered(self, candidates: list[str]) -> dict | None:
+        for digest in candidates:
+            found = self.audit.find_signature(digest)
+            if found is not None:
+                return found
+        return None
+
+    def verify_pdf(self, actor: Actor, data: bytes) -> dict[str, Any]:
+        from kyso.signer.verify_pdf import verify_pdf
+
+        report = verify_pdf(data, self.verify_settings(), self.registered).to_json()
+        self._record_verification(actor, "verify.pdf", report)
+        return report
+
+    def verify_json(self, actor: Actor, jws: Any, payload: Any, has_payload: bool) -> dict[str, Any]:
+        from kyso.signer.verify_json import verify_json
+
+        report = verify_json(jws, payload if has_payload else None, self.verify_settings(), self.registered).to_json()
+        self._record_verification(actor, "verify.json", report)
+        return report
+
+    def _record_verification(self, actor: Actor, action: str, report: dict[str, Any]) -> None:
+        self.audit.append(
+            EntryDraft(
+                action=action,
+                actor=actor.name,
+                document_sha256=report["document_sha256"],
+                detail={"indication": report["indication"], "signatures": len(report["signatures"])},
+            )
+        )
+
+    # -- clients ------------------------------------------------------------
+
+    def add_client(self, actor: str | None, name: str, role: str, keys: tuple[str, ...] = ()) -> str:
+        """Create a client and its audit entry together; return its API key (shown once)."""
+        for alias in keys:
+            self.keystore.get(alias)  # UnknownKey for a typo, before anything is written
+        result: dict[str, str] = {}
+
+        def insert_client(conn: Connection, _appended: AppendedEntry) -> None:
+            result["api_key"] = self.clients.add(name, role, keys, conn=conn)[1]
+
+        self.audit.append(
+            EntryDraft(action="client.add", actor=actor, detail={"client": name, "role": role, "keys": list(keys)}),
+            insert_client,
+        )
+        return result["api_key"]
+
+    def revoke_client(self, actor: str | None, name: str) -> None:
+        self.audit.append(
+            EntryDraft(action="client.revoke", actor=actor, detail={"client": name}),
+            lambda conn, _appended: self.clients.revoke(name, conn),
+        )

@@ -1,0 +1,42 @@
+"""The bridge from a keystore key to pyHanko's CMS signer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from asn1crypto import algos
+from pyhanko.sign.signers.pdf_cms import Signer
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from kyso.keystore.base import SigningKey
+
+# Upper bounds of a signature value, for size estimation before the real signature.
+_EC_DER_MAX = {256: 72, 384: 104, 521: 139}
+
+
+class KeystoreSigner(Signer):
+    """A pyHanko :class:`Signer` whose raw signatures come from a :class:`SigningKey`
+    (software or PKCS#11); the key is never re-parsed per signature."""
+
+    def __init__(self, key: SigningKey, embed_roots: bool = True):
+        info = key.info
+        mechanism = "sha256_ecdsa" if info.key_type == "ec" else "sha256_rsa"
+        super().__init__(
+            signing_cert=info.certificate,
+            cert_registry=SimpleCertificateStore.from_certs([info.certificate, *info.chain]),
+            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mechanism}),
+            embed_roots=embed_roots,
+        )
+        self._key = key
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        if digest_algorithm != "sha256":
+            raise ValueError(f"only SHA-256 is supported, not {digest_algorithm}")
+        info = self._key.info
+        if dry_run:
+            pub = info.certificate.public_key
+            if info.key_type == "rsa":
+                return bytes((pub.bit_size + 7) // 8)
+            return bytes(_EC_DER_MAX.get(pub.bit_size, 139))
+        # Token calls block; keep the event loop free for the timestamp request.
+        return await asyncio.to_thread(self._key.sign, data, info.default_scheme)

@@ -1,0 +1,144 @@
+"""JWS / JAdES baseline signatures (ETSI TS 119 182-1) over JSON records.
+
+The payload is the RFC 8785 canonical form of the JSON, so the same record always has
+the same signed bytes whatever its whitespace or key order. The JWS is in flattened JSON
+serialization (RFC 7515 section 7.2.2); ``detached`` omits the payload (RFC 7515
+appendix F) and the verifier supplies it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from kyso.canonical import canonical_json
+from kyso.errors import InvalidRequest
+from kyso.keystore.base import KeyInfo, Scheme, SigningKey
+from kyso.signer.timestamp import TimestampClient
+
+JSON_LEVELS = ("B-B", "B-T")
+_SCHEMES: dict[str, Scheme] = {"RS256": "pkcs1v15", "PS256": "pss", "ES256": "ecdsa"}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def ecdsa_der_to_raw(der: bytes, size: int = 32) -> bytes:
+    """CMS carries ECDSA as DER; JWS wants fixed-width ``r || s`` (RFC 7518 3.4)."""
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def format_sig_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def protected_header(info: KeyInfo, signing_time: datetime) -> dict[str, Any]:
+    """The JAdES protected header: algorithm, chain, thumbprint, alias and signing time."""
+    chain = [c for c in info.chain if not c.self_signed]  # x5c excludes the root
+    return {
+        "alg": info.jws_alg,
+        "kid": info.alias,
+        "x5c": [base64.b64encode(c.dump()).decode("ascii") for c in (info.certificate, *chain)],
+        "x5t#S256": b64url(hashlib.sha256(info.certificate.dump()).digest()),
+        "sigT": format_sig_time(signing_time),
+        "crit": ["sigT"],
+    }
+
+
+@dataclass(frozen=True)
+class PreparedJws:
+    """A JWS up to its signature: what the key must sign."""
+
+    protected_b64: str
+    payload_b64: str
+    payload_sha256: str
+    alg: str
+
+    @property
+    def signing_input(self) -> bytes:
+        return f"{self.protected_b64}.{self.payload_b64}".encode("ascii")
+
+
+def prepare_jws(payload: Any, info: KeyInfo, signing_time: datetime | None = None) -> PreparedJws:
+    payload_bytes = canonical_json(payload)
+    header = protected_header(info, signing_time or datetime.now(UTC))
+    return PreparedJws(
+        protected_b64=b64url(canonical_json(header)),
+        payload_b64=b64url(payload_bytes),
+        payload_sha256=hashlib.sha256(payload_bytes).hexdigest(),
+        alg=info.jws_alg,
+    )
+
+
+def jws_signature_value(raw_signature: bytes, alg: str, ec_size: int = 32) -> bytes:
+    """Normalise a signature to its JWS form: ECDSA as raw ``r || s`` (DER accepted)."""
+    if alg == "ES256" and len(raw_signature) != 2 * ec_size:
+        return ecdsa_der_to_raw(raw_signature, ec_size)
+    return raw_signature
+
+
+def finish_jws(
+    prepared: PreparedJws,
+    signature: bytes,
+    detached: bool,
+    timestamper: TimestampClient | None,
+) -> dict[str, Any]:
+    """Assemble the flattened JWS; with a timestamper, add the JAdES ``sigTst``
+    (a B-T signature) over the ASCII bytes of the ``signature`` member."""
+    sig_b64 = b64url(signature)
+    jws: dict[str, Any] = {"protected": prepared.protected_b64}
+    if not detached:
+        jws["payload"] = prepared.payload_b64
+    jws["signature"] = sig_b64
+    if timestamper is not None:
+        token = timestamper.timestamp(hashlib.sha256(sig_b64.encode("ascii")).digest())
+        val = base64.b64encode(token.dump()).decode("ascii")
+        jws["header"] = {"etsiU": [{"sigTst": {"tstTokens": [{"val": val}]}}]}
+    return jws
+
+
+@dataclass(frozen=True)
+class SignedJson:
+    jws: dict[str, Any]
+    payload_sha256: str
+
+    @property
+    def signature_sha256(self) -> str:
+        return hashlib.sha256(self.jws["signature"].encode("ascii")).hexdigest()
+
+
+def sign_json(
+    payload: Any,
+    key: SigningKey,
+    level: str = "B-T",
+    detached: bool = False,
+    timestamper: TimestampClient | None = None,
+) -> SignedJson:
+    """Sign a JSON value with a keystore key at ``B-B`` or ``B-T``."""
+    if level not in JSON_LEVELS:
+        raise InvalidRequest(f"level for JSON must be one of {', '.join(JSON_LEVELS)}, not {level!r}")
+    if level == "B-T" and timestamper is None:
+        raise InvalidRequest("B-T needs a timestamp authority; none is configured")
+    prepared = prepare_jws(payload, key.info)
+    raw = key.sign(prepared.signing_input, _SCHEMES[prepared.alg])
+    signature = jws_signature_value(raw, prepared.alg)
+    jws = finish_jws(prepared, signature, detached, timestamper if level == "B-T" else None)
+    return SignedJson(jws=jws, payload_sha256=prepared.payload_sha256)
+
+
+def scheme_for_alg(alg: str) -> Scheme:
+    try:
+        return _SCHEMES[alg]
+    except KeyError:
+        raise InvalidRequest(f"unsupported JWS algorithm {alg!r}") from None

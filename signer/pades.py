@@ -1,0 +1,186 @@
+"""PAdES baseline signatures (ETSI EN 319 142-1) on PDFs, with pyHanko.
+
+``B-B`` is CMS with the signer's chain; ``B-T`` adds a signature timestamp; ``B-LT``
+adds validation data in the DSS; ``B-LTA`` adds a document timestamp on top.
+A PDF that already carries signatures gets one more in an incremental update, so the
+earlier ones stay valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from io import BytesIO
+
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+from pyhanko.sign.fields import MDPPerm, SigFieldSpec
+from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko_certvalidator import ValidationContext
+
+from kyso.errors import EncryptedPdf, InvalidPdf, InvalidRequest
+from kyso.keystore.base import SigningKey
+from kyso.signer.cms import KeystoreSigner
+
+LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+
+
+@dataclass(frozen=True)
+class PdfSignOptions:
+    """What the caller asks of one PDF signature."""
+
+    level: str = "B-T"
+    reason: str | None = None
+    location: str | None = None
+    field: str | None = None
+    certify: bool = False
+    visible: bool = False
+    page: int = 1
+    box: tuple[float, float, float, float] | None = None
+    repair: bool = False
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise InvalidRequest(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+        if self.visible and self.box is None:
+            raise InvalidRequest("a visible signature needs box=x1,y1,x2,y2 (PDF points)")
+        if self.page < 1:
+            raise InvalidRequest("page is 1-based")
+
+
+@dataclass(frozen=True)
+class SignedPdf:
+    pdf: bytes
+    field: str
+    sha256: str
+    repaired: bool = False  # the input's broken structure was rebuilt before signing
+
+
+_READ_ERRORS = (PdfError, ValueError, KeyError, TypeError, IndexError, AssertionError)
+
+
+def repair_pdf(data: bytes) -> bytes:
+    """Rebuild a damaged PDF, refusing one that lost content (see kyso.signer.repair)."""
+    from kyso.signer.repair import repair_pdf as rebuild
+
+    return rebuild(data)
+
+
+_ENCRYPTED = (
+    "the PDF is encrypted (it has an /Encrypt dictionary, even if its user password is empty); "
+    "remove the encryption before signing a record"
+)
+
+
+def check_pdf_envelope(data: bytes) -> None:
+    """Refuse what is not a PDF or was cut off in transfer."""
+    if b"%PDF-" not in data[:1024]:
+        raise InvalidPdf("the body is not a PDF (no %PDF- header)")
+    if b"%%EOF" not in data[-2048:]:
+        raise InvalidPdf("the PDF is truncated (no %%EOF marker at its end)")
+
+
+def load_pdf(data: bytes, repair: bool = False) -> tuple[bytes, PdfFileReader, bool]:
+    """Parse a PDF for signing: ``(bytes to sign, reader, repaired)``.
+
+    A file whose structure cannot be read is refused, or, when the caller allows it
+    (``repair``), rebuilt first. Rebuilding is never silent: a signer attests to what
+    it signs, so the caller must accept that the signed file is the rebuilt one."""
+    check_pdf_envelope(data)
+    try:
+        return data, open_pdf(data), False
+    except EncryptedPdf:
+        raise
+    except InvalidPdf as exc:
+        if not repair:
+            raise InvalidPdf(
+                f"{exc.detail}. The file is damaged; send it again with repair=true to have kyso "
+                "rebuild its structure and sign the rebuilt file"
+            ) from None
+        fixed = repair_pdf(data)
+        return fixed, open_pdf(fixed), True
+
+
+def open_pdf(data: bytes) -> PdfFileReader:
+    """Parse a PDF as it is, refusing what cannot be read or is encrypted."""
+    try:
+        reader = PdfFileReader(BytesIO(data), strict=False)
+        trailer = reader.trailer
+    except _READ_ERRORS as exc:
+        raise InvalidPdf(f"the PDF cannot be read: {exc}") from None
+    if "/Encrypt" in trailer:
+        raise EncryptedPdf(_ENCRYPTED)
+    try:
+        reader.root["/Pages"]
+    except _READ_ERRORS as exc:
+        raise InvalidPdf(f"the PDF has no readable page tree: {exc}") from None
+    return reader
+
+
+def free_field_name(reader: PdfFileReader) -> str:
+    """The first ``SignatureN`` not used by any field of the document."""
+    used = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
+    n = 1
+    while f"Signature{n}" in used:
+        n += 1
+    return f"Signature{n}"
+
+
+def _field_state(reader: PdfFileReader, name: str) -> bool | None:
+    """True if the field exists and is signed, False if empty, None if absent."""
+    for fname, value, _ in fields.enumerate_sig_fields(reader, filled_status=None):
+        if fname == name:
+            return value is not None
+    return None
+
+
+async def async_sign_pdf(
+    data: bytes,
+    key: SigningKey,
+    options: PdfSignOptions,
+    timestamper: TimeStamper | None,
+    validation_context: ValidationContext | None = None,
+    stamp_style=None,
+) -> SignedPdf:
+    """Sign ``data`` at ``options.level``; the timestamper is needed from ``B-T`` on and
+    the validation context (trust + revocation fetchers) from ``B-LT`` on."""
+    data, reader, repaired = load_pdf(data, options.repair)
+    field = options.field or free_field_name(reader)
+    if options.field and _field_state(reader, field):
+        raise InvalidRequest(f"signature field {field!r} is already signed")
+    if options.certify and any(True for _ in fields.enumerate_sig_fields(reader, filled_status=True)):
+        raise InvalidRequest("certify is only possible on the first signature of a document")
+    level = options.level
+    meta = signers.PdfSignatureMetadata(
+        field_name=field,
+        md_algorithm="sha256",
+        reason=options.reason,
+        location=options.location,
+        subfilter=fields.SigSeedSubFilter.PADES,
+        certify=options.certify,
+        docmdp_permissions=MDPPerm.FILL_FORMS,
+        embed_validation_info=level in ("B-LT", "B-LTA"),
+        use_pades_lta=level == "B-LTA",
+        validation_context=validation_context if level in ("B-LT", "B-LTA") else None,
+    )
+    field_spec = None
+    if _field_state(reader, field) is None:
+        box = options.box if options.visible else None
+        field_spec = SigFieldSpec(sig_field_name=field, on_page=options.page - 1, box=box)
+    pdf_signer = signers.PdfSigner(
+        meta,
+        KeystoreSigner(key),
+        timestamper=timestamper if level != "B-B" else None,
+        new_field_spec=field_spec,
+        stamp_style=stamp_style,
+    )
+    try:
+        writer = IncrementalPdfFileWriter(BytesIO(data), strict=False)
+        out = BytesIO()
+        await pdf_signer.async_sign_pdf(writer, output=out)
+    except _READ_ERRORS as exc:
+        raise InvalidPdf(f"the PDF cannot be signed: {exc}") from None
+    signed = out.getvalue()
+    return SignedPdf(pdf=signed, field=field, sha256=hashlib.sha256(signed).hexdigest(), repaired=repaired)
