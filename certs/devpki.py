@@ -204,6 +204,8 @@ def _key_usage(**granted: bool) -> x509.KeyUsage:
 
 CA_KEY_USAGE = _key_usage(key_cert_sign=True, crl_sign=True)
 SIGNER_KEY_USAGE = _key_usage(digital_signature=True, content_commitment=True)
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")  # id-kp-documentSigning, RFC 9336
+SIGNER_EXTENDED_KEY_USAGE = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING])
 
 
 def _issue_root(key: PrivateKey) -> x509.Certificate:
@@ -254,8 +256,8 @@ def _issue_leaf(
 def _profile_extensions(profile: Profile) -> list[tuple[x509.ExtensionType, bool]]:
     """Key usage and extended key usage per kind of leaf.
 
-    Seals and clinicians carry no EKU on purpose: NSS (pdfsig) checks signer certificates
-    for S/MIME use and would refuse an EKU list without emailProtection.
+    NSS (pdfsig) checks signer certificates for S/MIME use, so a signer's EKU list must
+    include emailProtection.
     """
     if profile == "tsa":
         # RFC 3161 2.3: exactly one EKU, timeStamping, and it MUST be critical.
@@ -269,7 +271,10 @@ def _profile_extensions(profile: Profile) -> list[tuple[x509.ExtensionType, bool
             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False),
             (x509.OCSPNoCheck(), False),
         ]
-    return [(SIGNER_KEY_USAGE, True)]
+    # Signers carry emailProtection and id-kp-documentSigning (RFC 9336). Without any EKU,
+    # NSS's chain check succeeds but leaves a stale SEC_ERROR_EXTENSION_NOT_FOUND, which
+    # pdfsig (poppler 22.12 reads PORT_GetError, not the result) reports as "Unknown issue".
+    return [(SIGNER_KEY_USAGE, True), (SIGNER_EXTENDED_KEY_USAGE, False)]
 
 
 def _aia(ca_issuers_url: str, ocsp_url: str | None) -> x509.AuthorityInformationAccess:

@@ -18,12 +18,13 @@ class KeystoreSigner(Signer):
     """A pyHanko :class:`Signer` whose raw signatures come from a :class:`SigningKey`
     (software or PKCS#11); the key is never re-parsed per signature."""
 
-    def __init__(self, key: SigningKey, embed_roots: bool = True):
+    def __init__(self, key: SigningKey, embed_roots: bool = False):
         info = key.info
         mechanism = "sha256_ecdsa" if info.key_type == "ec" else "sha256_rsa"
         super().__init__(
             signing_cert=info.certificate,
-            cert_registry=SimpleCertificateStore.from_certs([info.certificate, *info.chain]),
+            # pyHanko adds the signing certificate itself; listing it twice makes NSS reject the CMS.
+            cert_registry=SimpleCertificateStore.from_certs(list(info.chain)),
             signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mechanism}),
             embed_roots=embed_roots,
         )

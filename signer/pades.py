@@ -61,13 +61,6 @@ class SignedPdf:
 _READ_ERRORS = (PdfError, ValueError, KeyError, TypeError, IndexError, AssertionError)
 
 
-def repair_pdf(data: bytes) -> bytes:
-    """Rebuild a damaged PDF, refusing one that lost content (see kyso.signer.repair)."""
-    from kyso.signer.repair import repair_pdf as rebuild
-
-    return rebuild(data)
-
-
 _ENCRYPTED = (
     "the PDF is encrypted (it has an /Encrypt dictionary, even if its user password is empty); "
     "remove the encryption before signing a record"
@@ -94,12 +87,15 @@ def load_pdf(data: bytes, repair: bool = False) -> tuple[bytes, PdfFileReader, b
     except EncryptedPdf:
         raise
     except InvalidPdf as exc:
+        from kyso.signer.repair import repair_pdf
+
+        # repair_pdf refuses, naming what was lost, a file that cannot be rebuilt whole.
+        fixed = repair_pdf(data)
         if not repair:
             raise InvalidPdf(
-                f"{exc.detail}. The file is damaged; send it again with repair=true to have kyso "
-                "rebuild its structure and sign the rebuilt file"
+                f"{exc.detail}. The file is damaged but can be rebuilt without loss; send it again "
+                "with repair=true to have kyso rebuild its structure and sign the rebuilt file"
             ) from None
-        fixed = repair_pdf(data)
         return fixed, open_pdf(fixed), True
 
 
