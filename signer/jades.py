@@ -45,7 +45,7 @@ def format_sig_time(moment: datetime) -> str:
 
 def protected_header(info: KeyInfo, signing_time: datetime) -> dict[str, Any]:
     """The JAdES protected header: algorithm, chain, thumbprint, alias and signing time."""
-    chain = [c for c in info.chain if not c.self_signed]  # x5c excludes the root
+    chain = [c for c in info.chain if c.self_signed == "no"]  # x5c excludes the root
     return {
         "alg": info.jws_alg,
         "kid": info.alias,
