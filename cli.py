@@ -150,11 +150,11 @@ def keys_list(ctx: click.Context) -> None:
             key = keystore.get(alias)
             try:
                 key.check()
-                health = "ok"
+                info = key.info
             except KysoError as exc:
-                health = f"failing ({exc.code})"
-            info = key.info
-            click.echo(f"{alias}\t{info.kind}\t{info.algorithm}\t{info.not_after:%Y-%m-%d}\t{health}\t{info.subject}")
+                click.echo(f"{alias}\t-\t-\t-\tfailing ({exc.code})\t-")
+                continue
+            click.echo(f"{alias}\t{info.kind}\t{info.algorithm}\t{info.not_after:%Y-%m-%d}\tok\t{info.subject}")
     finally:
         keystore.close()
 

@@ -8,6 +8,7 @@ from asn1crypto import pem
 from flask import Blueprint, current_app, g, jsonify
 
 from kyso.api.auth import endpoint
+from kyso.errors import KysoError
 from kyso.keystore.base import KeyInfo
 
 bp = Blueprint("keys", __name__)
@@ -35,4 +36,10 @@ def list_keys():
     kyso = current_app.extensions["kyso"]
     client = g.client
     aliases = [a for a in kyso.keystore.aliases() if client.role == "admin" or client.may_use(a)]
-    return jsonify({"keys": [describe_key(kyso.keystore.get(a).info) for a in aliases]})
+    keys = []
+    for alias in aliases:
+        try:
+            keys.append(describe_key(kyso.keystore.get(alias).info))
+        except KysoError as exc:  # a token that is out: list the alias, say why
+            keys.append({"alias": alias, "kind": "pkcs11", "health": exc.code})
+    return jsonify({"keys": keys})

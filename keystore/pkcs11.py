@@ -1,0 +1,401 @@
+"""Keys on PKCS#11 tokens and HSMs, and the token helpers behind ``kyso token``.
+
+:class:`Pkcs11Key` is a :class:`~kyso.keystore.base.SigningKey` whose private key never leaves
+its token. It selects the token by label (slot numbers change when tokens are initialised or
+plugged in), reads the PIN from its source only at login time, and follows the per-process
+rules of :mod:`kyso.keystore.pkcs11_session`: one module, one logged-in session per token, one
+lock around every token call, nothing opened before the first use in a process.
+
+Every token failure (wrong PIN, token missing or pulled out, any PKCS#11 error) is a
+:class:`~kyso.errors.TokenUnavailable` naming the alias and the reason, never the PIN; the
+session is dropped, so the next call logs in again and the key recovers when the token is back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11.exceptions import PinExpired, PinIncorrect, PinLocked, PKCS11Error
+
+from kyso.errors import TokenUnavailable
+from kyso.keystore.base import KeyInfo, Scheme, SigningKey
+from kyso.keystore.pkcs11_session import (
+    PinSource,
+    TokenFailure,
+    describe,
+    drop_session,
+    find_private_key,
+    find_token_or_rescan,
+    initialised_module,
+    login,
+    process_lock,
+    token_session,
+)
+from kyso.keystore.software import load_certificates
+
+# DER prefix of a DigestInfo for SHA-256 (RFC 8017, section 9.2, note 1).
+DIGEST_INFO_SHA256 = bytes.fromhex("3031300d060960864801650304020105000420")
+# MGF1 with SHA-256 and a 32-byte salt: what SPEC section 4 means by PSS.
+PSS_SHA256 = (Mechanism.SHA256, MGF.SHA256, 32)
+DEFAULT_JWS_ALG = {"rsa": "RS256", "ec": "ES256"}
+
+
+@dataclass(frozen=True)
+class SigningPlan:
+    """What to ask of the token for one SHA-256 signature."""
+
+    mechanism: Mechanism
+    param: tuple[Any, ...] | None
+    message: bytes  # what the token is given: the data, a digest or a DigestInfo
+
+
+def signing_plan(
+    key_type: str, scheme: Scheme, data: bytes, mechanisms: Iterable[Mechanism]
+) -> SigningPlan:
+    """The mechanism for a SHA-256 ``scheme`` signature of ``data`` among those the token offers.
+
+    RSA prefers the hashing mechanisms and falls back to hashing here (tokens that offer
+    only ``CKM_RSA_PKCS`` / ``CKM_RSA_PKCS_PSS``); EC always hashes here, since SoftHSM 2.6
+    and many tokens offer only raw ``CKM_ECDSA``.
+    """
+    offered = frozenset(mechanisms)
+    digest = hashlib.sha256(data).digest()
+    if scheme == "ecdsa":
+        _require(key_type == "ec", key_type, scheme)
+        return SigningPlan(Mechanism.ECDSA, None, digest)
+    _require(key_type == "rsa", key_type, scheme)
+    if scheme == "pkcs1v15":
+        if Mechanism.SHA256_RSA_PKCS in offered:
+            return SigningPlan(Mechanism.SHA256_RSA_PKCS, None, data)
+        return SigningPlan(Mechanism.RSA_PKCS, None, DIGEST_INFO_SHA256 + digest)
+    if scheme == "pss":
+        if Mechanism.SHA256_RSA_PKCS_PSS in offered:
+            return SigningPlan(Mechanism.SHA256_RSA_PKCS_PSS, PSS_SHA256, data)
+        return SigningPlan(Mechanism.RSA_PKCS_PSS, PSS_SHA256, digest)
+    raise ValueError(f"unknown signature scheme {scheme!r}")
+
+
+def _require(ok: bool, key_type: str, scheme: str) -> None:
+    if not ok:
+        raise ValueError(f"scheme {scheme!r} does not apply to an {key_type.upper()} key")
+
+
+def raw_ecdsa_to_der(raw: bytes) -> bytes:
+    """``r||s`` (two equal halves, as PKCS#11 returns them) as a DER ``Ecdsa-Sig-Value``."""
+    half = len(raw) // 2
+    return encode_dss_signature(
+        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+    )
+
+
+def _key_type(key: Any) -> str:
+    """``rsa`` or ``ec`` for a private key object on the token."""
+    return {KeyType.RSA: "rsa", KeyType.EC: "ec"}.get(key.key_type, str(key.key_type))
+
+
+def _always_authenticate(key: Any) -> bool:
+    """Whether the key wants the PIN again for every signature (``CKA_ALWAYS_AUTHENTICATE``)."""
+    try:
+        return bool(key[Attribute.ALWAYS_AUTHENTICATE])
+    except PKCS11Error:
+        return False  # a token that does not know the attribute does not ask for it
+
+
+def _token_sign(key: Any, plan: SigningPlan, pin: PinSource, always_authenticate: bool) -> bytes:
+    """One signature on the token; the PIN again only for keys that demand it."""
+    if not always_authenticate:
+        return key.sign(plan.message, mechanism=plan.mechanism, mechanism_param=plan.param)
+    try:
+        return key.sign(
+            plan.message, mechanism=plan.mechanism, mechanism_param=plan.param, pin=pin()
+        )
+    except (PinIncorrect, PinLocked, PinExpired) as exc:
+        raise TokenFailure(describe(exc)) from None  # never retried: each try counts
+
+
+class Pkcs11Key(SigningKey):
+    """A private key on a PKCS#11 token, selected by token label and key label."""
+
+    def __init__(
+        self,
+        alias: str,
+        module: str,
+        token_label: str,
+        key_label: str,
+        pin: PinSource,
+        *,
+        cert_file: str | Path | None = None,
+        chain: Sequence[x509.Certificate] = (),
+        jws_alg: str | None = None,
+    ) -> None:
+        """Nothing touches the token here: the first ``info``, ``check`` or ``sign`` does."""
+        self.alias = alias
+        self.module_path = module
+        self.token_label = token_label
+        self.key_label = key_label
+        self._pin = pin  # a callable: the PIN itself is read at login time and kept nowhere
+        self._chain = tuple(chain)
+        self._jws_alg = jws_alg
+        self._certificate = load_certificates(cert_file)[0] if cert_file else None
+        self._info: KeyInfo | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"Pkcs11Key(alias={self.alias!r}, module={self.module_path!r}, "
+            f"token_label={self.token_label!r}, key_label={self.key_label!r})"
+        )
+
+    @property
+    def info(self) -> KeyInfo:
+        """The certificate and what goes with it, read from the token on first use."""
+        if self._info is None:
+            with process_lock():
+                if self._info is None:
+                    self._info = self._guarded(self._load_info)
+        return self._info
+
+    def sign(self, data: bytes, scheme: Scheme) -> bytes:
+        """A SHA-256 ``scheme`` signature of ``data`` made on the token (ECDSA as DER)."""
+        key_type = self.info.key_type
+        with process_lock():
+            raw = self._guarded(lambda: self._sign_raw(key_type, data, scheme))
+        return raw_ecdsa_to_der(raw) if scheme == "ecdsa" else raw
+
+    def check(self) -> None:
+        """Log in if needed and touch the key handle: raises TokenUnavailable if it fails."""
+        self.info  # noqa: B018 - loading the certificate is part of being usable
+        with process_lock():
+            self._guarded(lambda: self._key()[0][Attribute.KEY_TYPE])
+
+    def close(self) -> None:
+        """Forget this key; the token session stays for the process's other keys."""
+        with process_lock():
+            self._closed = True
+
+    def _sign_raw(self, key_type: str, data: bytes, scheme: Scheme) -> bytes:
+        key, always_authenticate = self._key()
+        mechanisms = token_session(self.module_path, self.token_label, self._pin).mechanisms
+        plan = signing_plan(key_type, scheme, data, mechanisms)
+        return _token_sign(key, plan, self._pin, always_authenticate)
+
+    def _key(self) -> tuple[Any, bool]:
+        """The private key handle (found once per session) and whether it re-asks the PIN."""
+        opened = token_session(self.module_path, self.token_label, self._pin)
+        cached = opened.objects.get(self.key_label)
+        if cached is None:
+            key = find_private_key(opened.session, self.key_label)
+            cached = opened.objects[self.key_label] = (key, _always_authenticate(key))
+        return cached
+
+    def _guarded(self, call: Any) -> Any:
+        """Run a token call, once more on a fresh session if the token failed it.
+
+        The second try covers a token re-inserted or reset since the last call, and SoftHSM's
+        brief failures while another process logs in. A failure that a retry cannot mend
+        (PIN refused, token missing) is not retried. What still fails is TokenUnavailable.
+        """
+        if self._closed:
+            raise TokenUnavailable(
+                f"key alias {self.alias!r}: token unavailable (the key was closed)"
+            )
+        for _ in range(2):
+            try:
+                return call()
+            except TokenFailure as failure:
+                reason = failure.reason
+                break
+            except PKCS11Error as exc:
+                reason = describe(exc)
+                drop_session(self.module_path, self.token_label)
+        drop_session(self.module_path, self.token_label)
+        raise TokenUnavailable(f"key alias {self.alias!r}: token unavailable ({reason})") from None
+
+    def _load_info(self) -> KeyInfo:
+        key, _ = self._key()
+        certificate = self._certificate or self._certificate_on_token(key)
+        key_type = "ec" if certificate.public_key.algorithm == "ec" else "rsa"
+        if key_type != _key_type(key):
+            raise TokenFailure("the certificate does not belong to this key")
+        info = KeyInfo(
+            alias=self.alias,
+            kind="pkcs11",
+            certificate=certificate,
+            chain=self._chain,
+            jws_alg=self._jws_alg or DEFAULT_JWS_ALG[key_type],
+        )
+        self._prove_certificate_belongs_to_key(info)
+        return info
+
+    def _certificate_on_token(self, key: Any) -> x509.Certificate:
+        """The certificate labelled like the key, or else the one with the key's CKA_ID."""
+        session = token_session(self.module_path, self.token_label, self._pin).session
+        found = _certificates(session, {Attribute.LABEL: self.key_label})
+        if not found:
+            found = _certificates(session, {Attribute.ID: key[Attribute.ID]})
+        if len(found) != 1:
+            what = "no certificate" if not found else "more than one certificate"
+            raise TokenFailure(
+                f"{what} for key {self.key_label!r} on the token; name one with cert_file"
+            )
+        return found[0]
+
+    def _prove_certificate_belongs_to_key(self, info: KeyInfo) -> None:
+        """Sign a probe on the token and verify it with the certificate's public key."""
+        probe = b"kyso: does this certificate belong to this key?"
+        raw = self._sign_raw(info.key_type, probe, info.default_scheme)
+        public_key = serialization.load_der_public_key(info.certificate.public_key.dump())
+        try:
+            if isinstance(public_key, ec.EllipticCurvePublicKey):
+                public_key.verify(raw_ecdsa_to_der(raw), probe, ec.ECDSA(hashes.SHA256()))
+            elif isinstance(public_key, rsa.RSAPublicKey):
+                public_key.verify(raw, probe, padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            raise TokenFailure("the certificate does not belong to this key") from None
+
+
+def _certificates(session: Any, template: dict[Attribute, Any]) -> list[x509.Certificate]:
+    objects = session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, **template})
+    return [x509.Certificate.load(obj[Attribute.VALUE]) for obj in objects]
+
+
+def list_tokens(module_path: str) -> list[dict[str, Any]]:
+    """Every present token of the module, with what it shows without a PIN.
+
+    Each entry: ``slot_id``, ``slot_description``, ``token_label``, ``manufacturer``, ``model``,
+    ``serial``, ``flags`` (names), ``certificates`` (``label``, ``id`` hex, ``subject``,
+    ``not_after`` ISO 8601), ``public_keys`` and ``private_keys`` (``label``, ``id``,
+    ``key_type``; private keys are usually hidden until login).
+    """
+    with process_lock():
+        try:
+            lib = initialised_module(module_path)
+            return [_describe_slot(slot) for slot in lib.get_slots(token_present=True)]
+        except TokenFailure as failure:
+            raise TokenUnavailable(f"module {module_path!r}: {failure.reason}") from None
+        except PKCS11Error as exc:
+            raise TokenUnavailable(f"module {module_path!r}: {describe(exc)}") from None
+
+
+def _describe_slot(slot: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"slot_id": slot.slot_id, "slot_description": slot.slot_description}
+    try:
+        token = slot.get_token()
+    except PKCS11Error as exc:
+        return entry | {"error": describe(exc)}
+    entry |= {
+        "token_label": token.label,
+        "manufacturer": token.manufacturer_id,
+        "model": token.model,
+        "serial": token.serial.decode("ascii", "replace"),
+        "flags": [flag.name for flag in TokenFlag if flag and token.flags & flag == flag],
+        "certificates": [],
+        "public_keys": [],
+        "private_keys": [],
+    }
+    if token.flags & TokenFlag.TOKEN_INITIALIZED:
+        try:
+            session = token.open()  # no login: only public objects (and no C_Logout on close)
+            try:
+                entry |= _public_objects(session)
+            finally:
+                session.close()
+        except PKCS11Error as exc:
+            entry["error"] = describe(exc)
+    return entry
+
+
+def _public_objects(session: Any) -> dict[str, list[dict[str, Any]]]:
+    """Certificates and keys visible in ``session``."""
+    found: dict[str, list[dict[str, Any]]] = {
+        "certificates": [],
+        "public_keys": [],
+        "private_keys": [],
+    }
+    for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
+        certificate = x509.Certificate.load(obj[Attribute.VALUE])
+        found["certificates"].append(
+            {
+                "label": obj[Attribute.LABEL],
+                "id": _object_id(obj),
+                "subject": certificate.subject.human_friendly,
+                "not_after": certificate.not_valid_after.isoformat(),
+            }
+        )
+    for object_class, name in (
+        (ObjectClass.PUBLIC_KEY, "public_keys"),
+        (ObjectClass.PRIVATE_KEY, "private_keys"),
+    ):
+        for obj in session.get_objects({Attribute.CLASS: object_class}):
+            found[name].append(
+                {"label": obj[Attribute.LABEL], "id": _object_id(obj), "key_type": _key_type(obj)}
+            )
+    return found
+
+
+def _object_id(obj: Any) -> str:
+    try:
+        return bytes(obj[Attribute.ID]).hex()
+    except PKCS11Error:
+        return ""
+
+
+def sign_many(
+    module_path: str,
+    token_label: str,
+    key_label: str,
+    pin: str,
+    items: Sequence[tuple[bytes, Scheme]],
+) -> list[bytes]:
+    """SHA-256 signatures of every ``(data, scheme)`` under ONE login, in order.
+
+    For the clinician's ``kyso token sign-session``. ECDSA values are returned raw ``r||s``,
+    as PKCS#11 gives them (the service accepts raw or DER); RSA values as they are.
+    """
+    with process_lock():
+        try:
+            return _sign_all(module_path, token_label, key_label, pin, items)
+        except TokenFailure as failure:
+            reason = failure.reason
+        except PKCS11Error as exc:
+            reason = describe(exc)
+    raise TokenUnavailable(f"token {token_label!r}: token unavailable ({reason})")
+
+
+def _sign_all(
+    module_path: str,
+    token_label: str,
+    key_label: str,
+    pin: str,
+    items: Sequence[tuple[bytes, Scheme]],
+) -> list[bytes]:
+    token = find_token_or_rescan(module_path, token_label)
+    session = login(token, lambda: pin)
+    try:
+        key = find_private_key(session, key_label)
+        key_type, always_authenticate = _key_type(key), _always_authenticate(key)
+        mechanisms = frozenset(token.slot.get_mechanisms())
+        return [
+            _token_sign(
+                key,
+                signing_plan(key_type, scheme, data, mechanisms),
+                lambda: pin,
+                always_authenticate,
+            )
+            for data, scheme in items
+        ]
+    finally:
+        try:
+            session.close()  # logs out when this call logged in
+        except PKCS11Error:
+            pass
