@@ -270,23 +270,29 @@ def audit_export(ctx: click.Context, outfile) -> None:
 def audit_verify(export: str, checkpoint_files: tuple[str, ...], trust_files: tuple[str, ...], quiet: bool) -> None:
     """Verify an export offline: entry hashes, the chain, checkpoints. Names the first
     entry or checkpoint that breaks. Exit 0 valid, 1 broken, 2 unreadable input."""
-    from kyso.audit.verify import verify_export
+    from kyso.audit.verify import load_checkpoints, verify_export
     from kyso.keystore.software import load_certificates
 
     try:
-        checkpoints = [json.loads(Path(f).read_text(encoding="utf-8")) for f in checkpoint_files]
+        checkpoints = [cp for f in checkpoint_files for cp in load_checkpoints(Path(f).read_bytes())]
         trust = [c for f in trust_files for c in load_certificates(f)]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KysoError) as exc:
         click.echo(f"kyso: cannot read a checkpoint or certificate: {exc}", err=True)
         sys.exit(EXIT_USAGE)
 
     def progress(done: int) -> None:
         click.echo(f"\r{done} entries checked", err=True, nl=False)
 
-    with open(export, "rb") as f:
-        report = verify_export(f, checkpoints=checkpoints, trust=trust, progress=None if quiet else progress)
+    try:
+        with open(export, "rb") as f:
+            report = verify_export(f, checkpoints=checkpoints, trust=trust, progress=None if quiet else progress)
+    except (OSError, KysoError) as exc:
+        click.echo(f"kyso: cannot read {export}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
     if not quiet:
         click.echo("", err=True)
+    for note in report.notes:
+        click.echo(f"note: {note}")
     if report.ok:
         click.echo(f"OK: {report.entries} entries, {report.checkpoints_checked} checkpoint(s) verified")
         sys.exit(0)

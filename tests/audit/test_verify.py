@@ -1,0 +1,365 @@
+"""The offline verifier (kyso.audit.verify) on exports built here, untouched and tampered."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kyso.audit.checkpoint_format import checkpoint_body
+from kyso.audit.entry import GENESIS_PREV_HASH, entry_hash, entry_hash_hex, entry_line, format_time
+from kyso.audit.merkle import root_from_leaves
+from kyso.audit.verify import load_checkpoints, verify_export
+
+ORIGIN = "kyso.test/audit"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def build_chain(n: int) -> list[dict]:
+    """A valid log of ``n`` entries, varied the way real ones are."""
+    entries: list[dict] = []
+    for seq in range(n):
+        entries.append(
+            {
+                "seq": seq,
+                "time": format_time(T0 + timedelta(seconds=seq, microseconds=seq)),
+                "actor": None if seq % 7 == 3 else "his-main",
+                "action": ("sign.pdf", "verify.json", "session.start")[seq % 3],
+                "key": "hospital-seal" if seq % 3 == 0 else None,
+                "record_id": f"encounter/{seq}/phiếu-ra-viện",
+                "document_sha256": hashlib.sha256(b"document %d" % seq).hexdigest(),
+                "signature_sha256": hashlib.sha256(b"signed %d" % seq).hexdigest()
+                if seq % 2
+                else None,
+                "outcome": ("ok", "ok", "denied", "error")[seq % 4],
+                "detail": {"level": "B-T", "bytes": 1000 + seq} if seq % 5 else {},
+                "prev_hash": "",
+            }
+        )
+    return rechain(entries)
+
+
+def rechain(entries: list[dict], start: int = 0) -> list[dict]:
+    """Recompute every prev_hash from ``start`` on, as someone rewriting the log would."""
+    for seq in range(start, len(entries)):
+        entries[seq]["prev_hash"] = entry_hash_hex(entries[seq - 1]) if seq else GENESIS_PREV_HASH
+    return entries
+
+
+def checkpoint(entries: list[dict], size: int) -> dict:
+    """A checkpoint of the first ``size`` entries (signature fields left empty)."""
+    root = root_from_leaves(entry_hash(e) for e in entries[:size])
+    head = entry_hash_hex(entries[size - 1]) if size else GENESIS_PREV_HASH
+    return {
+        "origin": ORIGIN,
+        "tree_size": size,
+        "root_hash": root.hex(),
+        "chain_head": head,
+        "time": format_time(T0 + timedelta(days=1)),
+        "body": checkpoint_body(ORIGIN, size, root, head),
+        "signature": "",
+        "certificate": "",
+        "timestamp_token": "",
+    }
+
+
+def export(entries: list[dict], checkpoints: list[dict] = ()) -> list[bytes]:
+    """The export lines: each entry's JCS bytes, then the checkpoints."""
+    return [entry_line(e) for e in entries] + [
+        json.dumps(cp).encode() + b"\n" for cp in checkpoints
+    ]
+
+
+@pytest.fixture(scope="module")
+def pristine() -> list[dict]:
+    return build_chain(50)
+
+
+@pytest.fixture
+def chain(pristine) -> list[dict]:
+    return copy.deepcopy(pristine)
+
+
+@pytest.fixture(params=[False, True], ids=["fast", "full"])
+def full(request) -> bool:
+    return request.param
+
+
+def test_an_untouched_export_verifies(chain, full):
+    cps = [checkpoint(chain, size) for size in (0, 10, 20, 50)]
+    report = verify_export(export(chain, cps), full=full)
+    assert report.ok, report.problem
+    assert (report.entries, report.checkpoints_checked, report.first_bad_seq) == (50, 4, None)
+    assert report.root_hash == cps[-1]["root_hash"] and report.chain_head == cps[-1]["chain_head"]
+    assert report.problem == "" and report.notes == []
+
+
+def test_an_untouched_export_verifies_from_a_binary_file_a_text_file_and_bare_lines(
+    chain, tmp_path
+):
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b"".join(export(chain, [checkpoint(chain, 50)])))
+    with path.open("rb") as binary:
+        assert verify_export(binary).ok
+    with path.open(encoding="utf-8") as text:
+        assert verify_export(text).ok
+    assert verify_export(path.read_bytes().splitlines()).ok
+
+
+def test_an_export_without_checkpoints_verifies_but_says_what_that_leaves_open(chain):
+    report = verify_export(export(chain))
+    assert report.ok and "only a signed checkpoint proves" in report.notes[0]
+    report = verify_export(export(chain, [checkpoint(chain, 30)]))
+    assert report.ok and report.notes == [
+        "entries seq 30 to 49 come after the last checkpoint; only the hash chain covers them"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("time", "2026-01-01T00:00:20.000021Z"),
+        ("actor", "intruder"),
+        ("action", "sign.json"),
+        ("key", "lab-seal"),
+        ("record_id", "encounter/999/discharge"),
+        ("document_sha256", "ee" * 32),
+        ("signature_sha256", "ff" * 32),
+        ("outcome", "error"),
+        ("detail", {"level": "B-B"}),
+    ],
+)
+def test_changing_a_member_of_a_middle_entry_names_that_entry(chain, full, member, value):
+    chain[20][member] = value
+    report = verify_export(export(chain), full=full)
+    assert not report.ok and report.first_bad_seq == 20
+    assert (
+        report.problem
+        == "entry seq 20: entry_hash does not match the prev_hash of seq 21 (entry changed)"
+    )
+
+
+def test_changing_the_seq_of_a_middle_entry_names_that_entry(chain, full):
+    chain[20]["seq"] = 99
+    report = verify_export(export(chain), full=full)
+    assert (report.first_bad_seq, report.problem) == (
+        20,
+        "entry seq 20: its seq member was changed to 99",
+    )
+
+
+def test_changing_the_prev_hash_of_a_middle_entry_names_that_entry(chain, full):
+    chain[20]["prev_hash"] = "11" * 32
+    report = verify_export(export(chain), full=full)
+    assert report.first_bad_seq == 20 and report.problem.startswith(
+        "entry seq 20 changed: its prev_hash"
+    )
+
+
+def test_changing_the_first_entry_names_it(chain, full):
+    chain[0]["prev_hash"] = "22" * 32
+    assert verify_export(export(chain), full=full).first_bad_seq == 0
+    chain = rechain(chain)
+    chain[0]["actor"] = "intruder"
+    assert verify_export(export(chain), full=full).first_bad_seq == 0
+
+
+def test_editing_a_line_by_hand_names_that_entry(chain, full):
+    lines = export(chain)
+    lines[20] = lines[20].replace(b'"outcome":"ok"', b'"outcome":"denied"')
+    report = verify_export(lines, full=full)
+    assert report.first_bad_seq == 20 and "entry seq 20" in report.problem
+
+
+def test_a_reformatted_line_is_named_and_its_content_said_to_be_unchanged(chain, full):
+    lines = export(chain)
+    lines[20] = json.dumps(chain[20], ensure_ascii=False).encode() + b"\n"
+    report = verify_export(lines, full=full)
+    assert not report.ok and report.first_bad_seq == 20
+    assert "not canonical" in report.problem and "content is unchanged" in report.problem
+
+
+def test_an_entry_with_an_extra_member_is_named(chain, full):
+    chain[20]["patient_name"] = "Nguyễn Văn A"
+    report = verify_export(export(chain), full=full)
+    assert report.first_bad_seq == 20 and "unexpected member(s): patient_name" in report.problem
+
+
+def test_a_changed_last_entry_is_caught_only_by_a_checkpoint_covering_it(chain, full):
+    cp49, cp50 = checkpoint(chain, 49), checkpoint(chain, 50)
+    chain[49]["outcome"] = "ok" if chain[49]["outcome"] != "ok" else "denied"
+    assert verify_export(export(chain), full=full).ok  # nothing after it commits to it
+    report = verify_export(export(chain), [cp50], full=full)
+    assert not report.ok and report.bad_checkpoint == (50, ORIGIN)
+    assert "chain_head is not the entry hash of seq 49" in report.problem
+    report = verify_export(export(chain), [cp49, cp50], full=full)
+    assert report.first_bad_seq == 49 and "entry seq 49 was changed" in report.problem
+
+
+def test_a_removed_entry_is_named(chain, full):
+    del chain[20]
+    report = verify_export(export(chain), full=full)
+    assert (report.first_bad_seq, report.problem) == (20, "entry seq 20 missing (removed)")
+
+
+def test_removed_entries_at_the_start_are_named(chain, full):
+    report = verify_export(export(chain[2:]), full=full)
+    assert (report.first_bad_seq, report.problem) == (0, "entries seq 0 to 1 missing (removed)")
+
+
+def test_an_inserted_copy_of_an_entry_is_named(chain, full):
+    lines = export(chain)
+    lines.insert(21, lines[20])
+    report = verify_export(lines, full=full)
+    assert report.first_bad_seq == 21 and "entry seq 20 appears again" in report.problem
+
+
+def test_an_inserted_entry_that_links_correctly_is_named(chain, full):
+    forged = dict(chain[20], seq=21, actor="intruder", prev_hash=entry_hash_hex(chain[20]))
+    for entry in chain[21:]:
+        entry["seq"] += 1  # renumbered, but not re-hashed
+    chain.insert(21, forged)
+    report = verify_export(export(chain), full=full)
+    assert (report.first_bad_seq, report.problem) == (
+        21,
+        "entry seq 21 was inserted: entry seq 22 links to seq 20",
+    )
+
+
+def test_two_swapped_neighbours_are_named(chain, full):
+    lines = export(chain)
+    lines[20], lines[21] = lines[21], lines[20]
+    report = verify_export(lines, full=full)
+    assert report.first_bad_seq == 20 and "reordered" in report.problem
+
+
+def test_two_distant_swapped_entries_are_named(chain, full):
+    lines = export(chain)
+    lines[10], lines[30] = lines[30], lines[10]
+    report = verify_export(lines, full=full)
+    assert (
+        report.first_bad_seq == 10 and "entry seq 30 stands where seq 10 belongs" in report.problem
+    )
+
+
+def test_two_swapped_entries_with_their_seqs_renumbered_are_named(chain, full):
+    chain[20], chain[21] = chain[21], chain[20]
+    chain[20]["seq"], chain[21]["seq"] = 20, 21
+    report = verify_export(export(chain), full=full)
+    assert report.first_bad_seq == 20 and "entry seq 20" in report.problem
+
+
+def test_a_rewritten_and_rehashed_log_fails_against_a_checkpoint_made_before(chain, full):
+    earlier = [checkpoint(chain, size) for size in (8, 20, 40)]
+    chain[10]["outcome"] = "error"
+    rechain(chain, 11)
+    assert verify_export(export(chain), full=full).ok  # consistent in itself
+    for report in (
+        verify_export(export(chain), earlier, full=full),  # the auditor's own copies
+        verify_export(export(chain, earlier), full=full),  # left in the export
+    ):
+        assert not report.ok and report.bad_checkpoint == (20, ORIGIN)
+        assert "rewritten and re-hashed" in report.problem
+        assert "the first changed entry is among seq 8 to 19" in report.problem
+        assert report.first_bad_seq is None
+
+
+def test_checkpoints_on_both_sides_of_a_rewritten_entry_name_it(pristine, chain):
+    around = [checkpoint(chain, 10), checkpoint(chain, 11)]
+    chain[10]["actor"] = "intruder"
+    rechain(chain, 11)
+    report = verify_export(export(chain), around)
+    assert report.first_bad_seq == 10 and report.bad_checkpoint == (11, ORIGIN)
+
+
+def test_a_cut_off_tail_fails_against_an_earlier_checkpoint(chain, full):
+    cps = {size: checkpoint(chain, size) for size in (20, 40, 50)}
+    lines = export(chain[:45], [cps[20], cps[40]])  # the last 5 entries and checkpoint 50 gone
+    assert verify_export(lines, full=full).ok
+    report = verify_export(lines, [cps[50]], full=full)
+    assert not report.ok and report.bad_checkpoint == (50, ORIGIN) and report.first_bad_seq == 45
+    assert "entries seq 45 to 49 were cut off (removed)" in report.problem
+
+
+def test_a_checkpoint_against_an_empty_export_says_everything_was_cut_off(chain):
+    report = verify_export([], [checkpoint(chain, 50)])
+    assert report.first_bad_seq == 0 and "holds no entries" in report.problem
+    assert verify_export([]).ok
+
+
+@pytest.mark.parametrize(
+    ("index", "garbage", "needle"),
+    [
+        (20, b"this is not json\n", "line 21, where entry seq 20 belongs: not valid JSON"),
+        (20, b'{"hello": "world"}\n', "line 21: neither an audit entry nor a checkpoint"),
+        (
+            49,
+            b'{"action":"sign.pdf","actor":"his-m\n',
+            "line 50, where entry seq 49 belongs: not valid JSON",
+        ),
+        (51, b"\x00\x01 binary junk\n", "line 52: not valid JSON among the checkpoints"),
+    ],
+    ids=["middle", "stray-object", "truncated-last", "after-checkpoints"],
+)
+def test_a_garbage_line_is_a_clear_problem(chain, full, index, garbage, needle):
+    lines = export(chain, [checkpoint(chain, 40), checkpoint(chain, 50)])
+    lines[index] = garbage
+    report = verify_export(lines, full=full)
+    assert not report.ok and needle in report.problem, report.problem
+
+
+def test_an_entry_after_the_checkpoints_is_a_problem(chain):
+    lines = export(chain[:40], [checkpoint(chain, 40)]) + export(chain[40:])
+    report = verify_export(lines)
+    assert not report.ok and "after the checkpoints" in report.problem
+
+
+def test_blank_lines_are_ignored(chain):
+    lines = export(chain, [checkpoint(chain, 50)])
+    lines[10:10] = [b"\n", b"   \n"]
+    assert verify_export(lines).ok
+
+
+def test_a_checkpoint_whose_signed_body_disagrees_with_its_members_is_named(chain):
+    cp = checkpoint(chain, 30)
+    cp["root_hash"] = checkpoint(chain, 29)["root_hash"]
+    report = verify_export(export(chain), [cp])
+    assert report.bad_checkpoint == (30, ORIGIN)
+    assert "signed body states a different root_hash" in report.problem
+
+
+def test_a_checkpoint_of_another_log_is_named(chain):
+    other = build_chain(30)
+    other[5]["actor"] = "someone else"
+    report = verify_export(export(chain), [checkpoint(rechain(other), 30)])
+    assert report.bad_checkpoint == (30, ORIGIN) and "no longer matches" in report.problem
+
+
+def test_a_malformed_checkpoint_is_named(chain):
+    report = verify_export(export(chain), [{"tree_size": "ten", "body": 5}])
+    assert not report.ok and "malformed checkpoint" in report.problem
+
+
+def test_checkpoint_files_hold_one_object_or_json_lines(chain):
+    cps = [checkpoint(chain, 10), checkpoint(chain, 20)]
+    assert load_checkpoints(json.dumps(cps[0]).encode()) == cps[:1]
+    assert load_checkpoints(b"\n".join(json.dumps(cp).encode() for cp in cps)) == cps
+    assert load_checkpoints(json.dumps(cps).encode()) == cps
+
+
+def test_a_long_export_is_checked_in_batches_and_tampering_deep_inside_is_found():
+    chain = build_chain(1000)
+    cps = [checkpoint(chain, size) for size in (256, 300, 777, 1000)]
+    seen: list[int] = []
+    report = verify_export(export(chain, cps), progress=seen.append)
+    assert report.ok and report.checkpoints_checked == 4 and seen[-1] == 1000
+    assert report.root_hash == cps[-1]["root_hash"]
+    changed = copy.deepcopy(chain)
+    changed[600]["record_id"] = "encounter/forged"
+    assert verify_export(export(changed, cps)).first_bad_seq == 600
+    rechain(changed, 601)
+    report = verify_export(export(changed, cps))
+    assert report.bad_checkpoint == (777, ORIGIN) and "among seq 300 to 776" in report.problem
