@@ -21,10 +21,11 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["kyso"] = kyso
 
-    from kyso.api import audit, health, keys, metrics, openapi, page, sign, tsa, verify
+    from kyso.api import audit, extend, health, keys, metrics, openapi, page, pki, sessions, sign, tsa, verify
 
-    for module in (sign, verify, audit, keys):
+    for module in (sign, extend, verify, sessions, audit, keys):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
+    app.register_blueprint(pki.bp, url_prefix="/pki")
     app.register_blueprint(openapi.bp, url_prefix="/api/v1")
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
