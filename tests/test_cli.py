@@ -1,0 +1,95 @@
+"""The command line, run as a user would: a subprocess with its own data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import corpus_pdfs, corpus_records
+
+
+def kyso(data_dir: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KYSO_DATA_DIR": str(data_dir)}
+    env.pop("KYSO_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "kyso", *args], env=env, capture_output=True, input=stdin)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with a few signatures in its log."""
+    d = tmp_path_factory.mktemp("cli")
+    out = d / "signed.pdf"
+    assert kyso(d, "sign", "pdf", str(corpus_pdfs()[0]), str(out), "--key", "hospital-seal", "--level", "B-B").returncode == 0
+    record = corpus_records()[0]
+    assert kyso(d, "sign", "json", str(record), "--key", "lab-seal", "--level", "B-B").returncode == 0
+    assert kyso(d, "clients", "add", "his-main", "--role", "his", "--keys", "hospital-seal").returncode == 0
+    return d
+
+
+def test_clients_add_prints_the_api_key_alone_on_the_last_line(tmp_path: Path) -> None:
+    result = kyso(tmp_path, "clients", "add", "his-main", "--role", "his", "--keys", "hospital-seal,lab-seal")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.decode().strip().splitlines()[-1]
+    assert last.startswith("kyso_") and " " not in last
+    listed = kyso(tmp_path, "clients", "list").stdout.decode()
+    assert "his-main\this\tactive\thospital-seal,lab-seal" in listed
+    assert last not in listed  # the key is never shown again
+    assert kyso(tmp_path, "clients", "revoke", "his-main").returncode == 0
+    assert "his-main\this\trevoked" in kyso(tmp_path, "clients", "list").stdout.decode()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert kyso(tmp_path, "clients", "add", "x", "--role", "superuser").returncode == 2
+    assert kyso(tmp_path, "sign", "pdf", "/nonexistent.pdf", str(tmp_path / "o.pdf"), "--key", "lab-seal").returncode == 2
+    result = kyso(tmp_path, "sign", "pdf", str(corpus_pdfs()[0]), str(tmp_path / "o.pdf"), "--key", "nope")
+    assert result.returncode == 2 and b"unknown_key" in result.stderr
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    for args in (["--help"], ["serve", "--help"], ["clients", "add", "--help"], ["audit", "verify", "--help"],
+                 ["sign", "pdf", "--help"], ["keys", "list", "--help"], ["pki", "init-dev", "--help"]):
+        assert kyso(tmp_path, *args).returncode == 0, args
+
+
+def test_keys_list_shows_each_alias_with_kind_algorithm_expiry_and_health(data_dir: Path) -> None:
+    out = kyso(data_dir, "keys", "list").stdout.decode()
+    line = next(line for line in out.splitlines() if line.startswith("lab-seal\t"))
+    assert line.split("\t")[:5] == ["lab-seal", "software", "EC-P256", "2055-12-31", "ok"]
+
+
+def test_an_exported_log_verifies_offline_and_an_edited_entry_is_named(data_dir: Path, tmp_path: Path) -> None:
+    export = tmp_path / "audit.jsonl"
+    result = kyso(data_dir, "audit", "export", str(export))
+    assert result.returncode == 0, result.stderr
+    lines = export.read_bytes().splitlines(keepends=True)
+    entries = [json.loads(line) for line in lines if b'"seq"' in line]
+    assert [e["seq"] for e in entries] == list(range(len(entries)))
+    assert {e["action"] for e in entries} >= {"sign.pdf", "sign.json", "client.add", "audit.export"}
+
+    ok = kyso(data_dir, "audit", "verify", str(export), "--quiet")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    for victim in range(len(entries) - 1):  # the last entry is covered only by a checkpoint
+        edited = [json.loads(line) for line in lines]
+        edited[victim]["record_id"] = "changed"
+        tampered = tmp_path / f"tampered-{victim}.jsonl"
+        tampered.write_text("".join(json.dumps(e, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n" for e in edited))
+        bad = kyso(data_dir, "audit", "verify", str(tampered), "--quiet")
+        assert bad.returncode == 1, bad.stdout
+        assert f"seq {victim}" in bad.stdout.decode(), bad.stdout
+
+
+def test_verify_exits_1_for_a_changed_pdf_and_0_for_a_good_one(data_dir: Path, tmp_path: Path) -> None:
+    signed = (data_dir / "signed.pdf").read_bytes()
+    good = kyso(data_dir, "verify", str(data_dir / "signed.pdf"))
+    assert good.returncode == 0, good.stdout
+    assert json.loads(good.stdout)["indication"] == "TOTAL_PASSED"
+    i = signed.index(b"/Contents") - 200  # a byte inside the signed range
+    changed = signed[:i] + bytes([signed[i] ^ 0x01]) + signed[i + 1 :]
+    (tmp_path / "changed.pdf").write_bytes(changed)
+    bad = kyso(data_dir, "verify", str(tmp_path / "changed.pdf"))
+    assert bad.returncode == 1
