@@ -18,7 +18,7 @@ class KeystoreSigner(Signer):
     """A pyHanko :class:`Signer` whose raw signatures come from a :class:`SigningKey`
     (software or PKCS#11); the key is never re-parsed per signature."""
 
-    def __init__(self, key: SigningKey, embed_roots: bool = False):
+    def __init__(self, key: SigningKey, embed_roots: bool = True):
         info = key.info
         mechanism = "sha256_ecdsa" if info.key_type == "ec" else "sha256_rsa"
         super().__init__(

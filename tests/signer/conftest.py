@@ -3,8 +3,10 @@ called in-process, and certificates made on the spot (a foreign CA, short-lived 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -133,9 +135,11 @@ def issue_signing_key(
     not_before: datetime,
     not_after: datetime,
     template: x509.Certificate | None = None,
+    crl_url: str | None = None,
 ) -> SoftwareKey:
     """A fresh P-256 signing key certified by ``issuer`` for ``not_before..not_after``,
-    with the CRL/AIA extensions of ``template`` (a dev leaf) when given."""
+    with the CRL/AIA extensions of ``template`` (a dev leaf), or a CRL distribution point
+    at ``crl_url``, when given."""
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
@@ -160,6 +164,9 @@ def issue_signing_key(
         for ext in template.extensions:
             if isinstance(ext.value, (x509.AuthorityInformationAccess, x509.CRLDistributionPoints)):
                 builder = builder.add_extension(ext.value, ext.critical)
+    if crl_url is not None:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     cert = _to_asn1(builder.sign(issuer_key, hashes.SHA256()))
     return SoftwareKey(KeyInfo("test-signer", "software", cert, chain, "ES256"), key)
 
@@ -191,3 +198,79 @@ def short_lived_key() -> SoftwareKey:
         datetime(2030, 12, 31, tzinfo=UTC),
         template,
     )
+
+
+# -- a CRL distribution point served over HTTP on loopback -----------------------------------
+
+
+class CrlServer:
+    """An HTTP server on a free loopback port that serves ``content`` at ``/ca.crl``
+    (404 while ``content`` is ``None``), for a CA made in the test whose leaves point there."""
+
+    def __init__(self) -> None:
+        self.content: bytes | None = None
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                body = server.content
+                if self.path != "/ca.crl" or body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/ca.crl"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def crl_server():
+    server = CrlServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def fetching_pki(crl_server):
+    """``(root, signing key, make_crl)``: a foreign CA whose leaf names ``crl_server`` as
+    its CRL distribution point; ``make_crl(revoked=False)`` is that CA's DER CRL."""
+    ca, ca_key = foreign_ca()
+    ca_asn1 = _to_asn1(ca)
+    key = issue_signing_key(
+        ca, ca_key, (ca_asn1,), datetime(2025, 1, 1, tzinfo=UTC),
+        datetime(2055, 1, 1, tzinfo=UTC), crl_url=crl_server.url,
+    )  # fmt: skip
+
+    def make_crl(revoked: bool = False) -> bytes:
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca.subject)
+            .last_update(datetime(2025, 6, 1, tzinfo=UTC))
+            .next_update(datetime(2055, 1, 1, tzinfo=UTC))
+        )
+        if revoked:
+            entry = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(key.info.certificate.serial_number)
+                .revocation_date(datetime(2025, 6, 1, tzinfo=UTC))
+                .build()
+            )
+            builder = builder.add_revoked_certificate(entry)
+        return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+    return ca_asn1, key, make_crl
