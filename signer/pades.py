@@ -9,6 +9,7 @@ earlier ones stay valid.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -58,7 +59,11 @@ class SignedPdf:
     repaired: bool = False  # the input's broken structure was rebuilt before signing
 
 
-_READ_ERRORS = (PdfError, ValueError, KeyError, TypeError, IndexError, AssertionError)
+# What pyHanko raises on hostile or damaged input (found by fuzzing): all mean "not a readable PDF".
+_READ_ERRORS = (
+    PdfError, ValueError, KeyError, TypeError, IndexError, AssertionError,
+    AttributeError, OverflowError, RecursionError, zlib.error,
+)
 
 
 _ENCRYPTED = (
