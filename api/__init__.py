@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Flask, g, request
@@ -16,6 +17,10 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
     """Build the app around one :class:`Kyso` service (made from ``config`` if not given)."""
     config = config or (kyso.config if kyso else load_config())
     kyso = kyso or Kyso.open(config)
+    # pyHanko logs every untrusted or revoked certificate it meets with a full traceback;
+    # for a verification service those are answers (in the report), not server errors.
+    logging.getLogger("pyhanko").setLevel(logging.ERROR)
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.ERROR)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
