@@ -1,0 +1,82 @@
+"""POST /api/v1/verify/pdf and /verify/json, and the public page's verification."""
+
+from __future__ import annotations
+
+from support import Service, corpus_pdfs
+
+PDF = corpus_pdfs()[5].read_bytes()
+
+
+def sign_pdf(service: Service, **query: str):
+    query.setdefault("key", "hospital-seal")
+    return service.client.post(
+        "/api/v1/sign/pdf", data=PDF, query_string=query,
+        headers={**service.auth(), "Content-Type": "application/pdf"},
+    )
+
+
+def verify_pdf(service: Service, data: bytes, client: str = "auditor"):
+    return service.client.post(
+        "/api/v1/verify/pdf", data=data, headers={**service.auth(client), "Content-Type": "application/pdf"}
+    )
+
+
+def test_a_signed_pdf_passes_and_is_found_in_our_log(service: Service) -> None:
+    signed = sign_pdf(service, record_id="verify/1")
+    report = verify_pdf(service, signed.get_data()).json
+    assert report["indication"] == "TOTAL_PASSED", report
+    (sig,) = report["signatures"]
+    assert sig["field"] == "Signature1"
+    assert sig["intact"] and sig["trusted"]
+    assert sig["level"] == "B-T"
+    assert sig["timestamp"]["valid"] is True
+    assert sig["modifications"] == "NONE" and sig["coverage"] == "ENTIRE_FILE"
+    assert "Bệnh viện" in sig["signer"]["subject"]
+    assert sig["registered"] == {"audit_seq": int(signed.headers["Kyso-Audit-Seq"]), "record_id": "verify/1"}
+    entry = service.kyso.audit.entries(after=service.kyso.audit.size() - 2, limit=1)[0]
+    assert entry["action"] == "verify.pdf" and entry["detail"]["indication"] == "TOTAL_PASSED"
+
+
+def test_a_pdf_changed_after_signing_never_passes(service: Service) -> None:
+    signed = bytearray(sign_pdf(service, level="B-B").get_data())
+    i = signed.index(b"/Contents") - 300
+    signed[i] ^= 0x20
+    report = verify_pdf(service, bytes(signed)).json
+    assert report["indication"] == "TOTAL_FAILED"
+    assert report["signatures"][0]["sub_indication"] == "HASH_FAILURE"
+
+
+def test_an_unsigned_pdf_is_a_report_with_no_signatures(service: Service) -> None:
+    resp = verify_pdf(service, PDF, client="his")
+    assert resp.status_code == 200
+    assert resp.json["indication"] == "TOTAL_FAILED" and resp.json["signatures"] == []
+
+
+def test_not_a_pdf_is_400_on_verify_too(service: Service) -> None:
+    resp = verify_pdf(service, b"nope")
+    assert resp.status_code == 400 and resp.json["code"] == "invalid_pdf"
+
+
+def test_a_detached_jws_verifies_with_its_payload_and_fails_with_another(service: Service) -> None:
+    payload = {"họ_tên": "Trần Văn Bảy", "chẩn_đoán": "J18.9"}
+    signed = service.client.post(
+        "/api/v1/sign/json", json={"key": "lab-seal", "payload": payload, "detached": True, "record_id": "r/json"},
+        headers=service.auth(),
+    ).json
+    ok = service.client.post("/api/v1/verify/json", json={"signature": signed["signature"], "payload": payload},
+                             headers=service.auth("auditor")).json
+    assert ok["indication"] == "TOTAL_PASSED", ok
+    assert ok["signatures"][0]["level"] == "B-T"
+    assert ok["signatures"][0]["registered"]["audit_seq"] == signed["audit_seq"]
+    assert ok["document_sha256"] == signed["payload_sha256"]
+    bad = service.client.post("/api/v1/verify/json", json={"signature": signed["signature"], "payload": {**payload, "chẩn_đoán": "J18.0"}},
+                              headers=service.auth("auditor")).json
+    assert bad["indication"] == "TOTAL_FAILED"
+
+
+def test_the_public_page_verifies_without_a_key(service: Service) -> None:
+    signed = sign_pdf(service, level="B-B").get_data()
+    resp = service.client.post("/page/verify", data=signed, headers={"Content-Type": "application/pdf"})
+    assert resp.status_code == 200 and resp.json["indication"] == "TOTAL_PASSED"
+    entry = service.kyso.audit.entries(after=service.kyso.audit.size() - 2, limit=1)[0]
+    assert entry["action"] == "verify.pdf" and entry["actor"] is None
