@@ -25,6 +25,7 @@ from asn1crypto import cms, core, tsp, x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
 from kyso.errors import ConfigError, InvalidRequest, TokenUnavailable
 from kyso.keystore.base import SigningKey
 

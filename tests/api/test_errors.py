@@ -118,9 +118,10 @@ def test_json_without_payload_is_invalid_request(service: Service) -> None:
 
 
 def test_a_body_over_the_limit_is_413_from_its_content_length(tmp_path) -> None:
+    from support import make_config
+
     from kyso.api import create_app
     from kyso.service import Kyso
-    from support import make_config
 
     kyso = Kyso.open(make_config(tmp_path, max_body_bytes=1000))
     try:

@@ -96,8 +96,9 @@ def test_key_order_and_whitespace_do_not_change_the_signed_bytes(service: Servic
 def test_pss_is_used_where_the_alias_sets_it(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from kyso.service import Actor, Kyso
     from support import make_config
+
+    from kyso.service import Actor, Kyso
 
     config = make_config(tmp_path)
     keys = tuple(replace(k, jws_alg="PS256") if k.alias == "hospital-seal" else k for k in config.keys)

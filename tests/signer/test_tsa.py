@@ -13,13 +13,14 @@ from asn1crypto import pem, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
+from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+from pyhanko.sign.validation.status import TimestampSignatureStatus
+from pyhanko_certvalidator import ValidationContext
+
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.errors import ConfigError, InvalidRequest, TokenUnavailable
 from kyso.keystore.base import KeyInfo, Scheme, SigningKey
 from kyso.signer.tsa import DEFAULT_POLICY_OID, TimestampAuthority, TimeStampResp
-from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
-from pyhanko.sign.validation.status import TimestampSignatureStatus
-from pyhanko_certvalidator import ValidationContext
 
 PKI = dev_pki_dir()
 ROOT = PKI / "root-ca.cert.pem"
