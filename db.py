@@ -3,11 +3,18 @@
 Writes that must serialise (audit appends) take the write lock at the start of their
 transaction: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's row lock on the singleton
 ``audit_head`` row. Readers use a second engine and never block writers (SQLite WAL).
+
+The tables below describe the schema; Alembic migrations (``kyso/audit/migrations``)
+create and change it. :func:`create_schema` runs them, under a lock, so that several
+workers or hosts starting at once migrate exactly once. A change to a table here needs a
+new migration in ``audit/migrations/versions`` (tests compare the two).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
@@ -26,7 +33,9 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
+    text,
 )
 
 metadata = MetaData()
@@ -126,12 +135,16 @@ class Database:
     url: str
     writer: Engine
     reader: Engine
+    # Called by dispose(), first: background work on this database (the checkpointer) stops.
+    on_dispose: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 
     def dispose(self) -> None:
+        while self.on_dispose:
+            self.on_dispose.pop()()
         self.writer.dispose()
         self.reader.dispose()
 
@@ -165,11 +178,64 @@ def open_database(url: str) -> Database:
     return Database(url, engine, engine)
 
 
+MIGRATIONS = Path(__file__).resolve().parent / "audit" / "migrations"
+# Any 64-bit number of our own: the PostgreSQL advisory lock that serialises migrations.
+_MIGRATION_LOCK = 0x6B79736F_6D696772  # "kysomigr"
+
+
+def alembic_config(connection=None):
+    """The Alembic configuration of kyso's migrations, bound to ``connection`` if given."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def schema_revision(db: Database) -> str | None:
+    """The Alembic revision the database is at (None: no kyso schema yet, or pre-Alembic)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db.reader.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version of kyso."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
 def create_schema(db: Database) -> None:
-    """Create missing tables and the chain head row (idempotent)."""
+    """Bring the schema to the newest migration and create the chain head row (idempotent).
+
+    Runs the Alembic migrations in one transaction that holds the database's write lock
+    (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL advisory lock), so concurrent starts wait
+    for each other instead of racing. A database made by ``metadata.create_all`` before
+    kyso used Alembic is adopted: stamped at the first revision, then upgraded.
+    """
+    from alembic import command
+
     from kyso.audit.entry import GENESIS_PREV_HASH
 
-    metadata.create_all(db.writer)
+    if schema_revision(db) == head_revision() and _has_head_row(db):
+        return  # the common case (every worker start): no lock, no write
     with db.writer.begin() as conn:
+        if not db.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        cfg = alembic_config(conn)
+        tables = set(inspect(conn).get_table_names())
+        if "audit_head" in tables and "alembic_version" not in tables:
+            command.stamp(cfg, "0001")
+        command.upgrade(cfg, "head")
         if conn.execute(select(audit_head.c.id)).first() is None:
             conn.execute(insert(audit_head).values(id=1, size=0, head_hash=GENESIS_PREV_HASH))
+
+
+def _has_head_row(db: Database) -> bool:
+    with db.reader.connect() as conn:
+        return conn.execute(select(audit_head.c.id)).first() is not None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kyso.audit.checkpoint_format import parse_checkpoint_body
+from kyso.audit.checkpoint_trust import CheckpointTrust, authenticity_problem
 from kyso.audit.entry import GENESIS_PREV_HASH
 from kyso.audit.merkle import NodeSource, tree_root
 from kyso.canonical import parse_json_strict
@@ -85,14 +86,16 @@ def checkpoint_problems(cp: Any) -> list[str]:
     return problems
 
 
-def verify_checkpoint_signature(cp: dict[str, Any], trust: Sequence[Any]) -> str | None:
+def verify_checkpoint_signature(
+    cp: dict[str, Any], trust: Sequence[Any] | CheckpointTrust
+) -> str | None:
     """Check a checkpoint's own authenticity; None when it holds, else what is wrong.
 
-    NOT COMPLETE YET: today this checks only that ``body`` (the signed text) states the
-    same origin, tree_size, root_hash and chain_head as the checkpoint's members. Still to
-    be added here: the ``signature`` over the UTF-8 bytes of ``body`` with the key of
-    ``certificate``, that certificate's chain to one of ``trust`` (certificates), and the
-    RFC 3161 ``timestamp_token`` whose imprint is SHA-256 of the signature bytes.
+    ``body`` (the signed text) must state the same origin, tree_size, root_hash and
+    chain_head as the checkpoint's members; then the signature, the RFC 3161 timestamp of
+    the signature and, when ``trust`` holds anchors, the certificates' paths to them
+    (:mod:`kyso.audit.checkpoint_trust`). ``trust`` is a list of certificates
+    (asn1crypto or cryptography) or a :class:`CheckpointTrust`, which caches paths.
     """
     try:
         body = parse_checkpoint_body(cp["body"])
@@ -109,7 +112,9 @@ def verify_checkpoint_signature(cp: dict[str, Any], trust: Sequence[Any]) -> str
         differences.append("chain_head")
     if differences:
         return "its signed body states a different " + ", ".join(differences) + " than its members"
-    return None
+    if not isinstance(trust, CheckpointTrust):
+        trust = CheckpointTrust(trust)
+    return authenticity_problem(cp, trust)
 
 
 def check_checkpoints(
@@ -118,7 +123,7 @@ def check_checkpoints(
     verified: int,
     *,
     cut_off_possible: bool,
-    trust: Sequence[Any] = (),
+    trust: Sequence[Any] | CheckpointTrust = (),
 ) -> list[CheckpointCheck]:
     """Check each (label, checkpoint) against the first ``verified`` entries of ``tree``.
 
@@ -126,6 +131,8 @@ def check_checkpoints(
     ended normally there, so a checkpoint beyond it proves entries were cut off. Results
     come sorted by tree size, mismatches explained with the help of the matching ones.
     """
+    if not isinstance(trust, CheckpointTrust):
+        trust = CheckpointTrust(trust)
     results = [
         _check_one(label, cp, tree, verified, cut_off_possible, trust) for label, cp in checkpoints
     ]
@@ -166,7 +173,7 @@ def _check_one(
     tree: NodeSource,
     verified: int,
     cut_off_possible: bool,
-    trust: Sequence[Any],
+    trust: CheckpointTrust,
 ) -> CheckpointCheck:
     """Compare one checkpoint with the entries."""
     if problems := checkpoint_problems(cp):

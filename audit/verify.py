@@ -13,17 +13,19 @@ up stay in memory (:mod:`kyso.audit.spilled_tree`), about n/4 bytes for n entrie
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kyso.audit.checkpoint_trust import CheckpointTrust
 from kyso.audit.checkpoint_verify import (
     CheckpointCheck,
     check_checkpoints,
     load_checkpoints,
     verify_checkpoint_signature,
 )
-from kyso.audit.export_scan import ChainProblem, ExportScan
+from kyso.audit.export_scan import ChainProblem, ExportScan, file_batches
 from kyso.audit.merkle import tree_root
 from kyso.audit.spilled_tree import SpilledTree
 
@@ -40,6 +42,8 @@ class VerifyReport:
     known. ``bad_checkpoint`` is the checkpoint's (tree_size, origin) when a checkpoint is
     the problem. ``notes`` hold further problems, or what a success does not cover.
     ``root_hash`` and ``chain_head`` (hex) describe all the entries, when they verified.
+    ``signed_by`` and ``timestamped_by`` name the subjects of the log key and TSA
+    certificates of the checkpoints whose signatures held.
     """
 
     ok: bool
@@ -51,6 +55,8 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     root_hash: str | None = None
     chain_head: str | None = None
+    signed_by: list[str] = field(default_factory=list)
+    timestamped_by: list[str] = field(default_factory=list)
 
 
 def verify_export(
@@ -73,14 +79,18 @@ def verify_export(
     writer: a line that something later commits to is already proven to be what was hashed.
     """
     given = [(f"given checkpoint {i + 1}", cp) for i, cp in enumerate(checkpoints)]
+    batches = None
+    if not full and isinstance(getattr(lines, "read", None) and lines.read(0), bytes):  # type: ignore[attr-defined]
+        batches = file_batches(lines)  # type: ignore[arg-type]
+        lines = itertools.chain.from_iterable(batches)
     with SpilledTree() as tree:
-        scan = ExportScan(iter(lines), tree, progress, full)
+        scan = ExportScan(iter(lines), tree, progress, full, batches)
         scan.run()
-        return _report(scan, tree, given + scan.checkpoints, list(trust))
+        return _report(scan, tree, given + scan.checkpoints, CheckpointTrust(trust))
 
 
 def _report(
-    scan: ExportScan, tree: SpilledTree, checkpoints: list[tuple[str, Any]], trust: list[Any]
+    scan: ExportScan, tree: SpilledTree, checkpoints: list[tuple[str, Any]], trust: CheckpointTrust
 ) -> VerifyReport:
     """Check the checkpoints against the verified entries and pick the first problem."""
     chain = scan.problem
@@ -111,6 +121,13 @@ def _report(
         report.chain_head = scan.prev_hex.decode()
         report.notes = _coverage_notes(results, scan.count)
     report.notes += [r.note for r in results if r.note]
+    report.signed_by, report.timestamped_by = sorted(trust.signers), sorted(trust.tsas)
+    if not trust and any(r.checked for r in results):
+        report.notes.append(
+            "no --trust certificate was given: checkpoint signatures and timestamps were checked "
+            "against the certificates they carry, which proves they are intact but not whose they "
+            "are; give the log key's certificate or its root (and the TSA's root) with --trust"
+        )
     return report
 
 

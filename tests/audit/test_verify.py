@@ -9,13 +9,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kyso.audit.checkpoint_format import checkpoint_body
+from kyso.audit.checkpoint import make_checkpoint
 from kyso.audit.entry import GENESIS_PREV_HASH, entry_hash, entry_hash_hex, entry_line, format_time
 from kyso.audit.merkle import root_from_leaves
+from kyso.audit.store import TreeState
 from kyso.audit.verify import load_checkpoints, verify_export
 
 ORIGIN = "kyso.test/audit"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SIGNER = None  # the LogSigner fixture, for checkpoint() below
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _signer(log_signer):
+    global SIGNER
+    SIGNER = log_signer
 
 
 def build_chain(n: int) -> list[dict]:
@@ -50,20 +58,10 @@ def rechain(entries: list[dict], start: int = 0) -> list[dict]:
 
 
 def checkpoint(entries: list[dict], size: int) -> dict:
-    """A checkpoint of the first ``size`` entries (signature fields left empty)."""
+    """A checkpoint of the first ``size`` entries, signed by the dev log key and timestamped."""
     root = root_from_leaves(entry_hash(e) for e in entries[:size])
     head = entry_hash_hex(entries[size - 1]) if size else GENESIS_PREV_HASH
-    return {
-        "origin": ORIGIN,
-        "tree_size": size,
-        "root_hash": root.hex(),
-        "chain_head": head,
-        "time": format_time(T0 + timedelta(days=1)),
-        "body": checkpoint_body(ORIGIN, size, root, head),
-        "signature": "",
-        "certificate": "",
-        "timestamp_token": "",
-    }
+    return make_checkpoint(TreeState(size, root, head), ORIGIN, SIGNER.key, SIGNER.timestamper)
 
 
 def export(entries: list[dict], checkpoints: list[dict] = ()) -> list[bytes]:
@@ -88,9 +86,9 @@ def full(request) -> bool:
     return request.param
 
 
-def test_an_untouched_export_verifies(chain, full):
+def test_an_untouched_export_verifies(chain, full, dev_root):
     cps = [checkpoint(chain, size) for size in (0, 10, 20, 50)]
-    report = verify_export(export(chain, cps), full=full)
+    report = verify_export(export(chain, cps), trust=dev_root, full=full)
     assert report.ok, report.problem
     assert (report.entries, report.checkpoints_checked, report.first_bad_seq) == (50, 4, None)
     assert report.root_hash == cps[-1]["root_hash"] and report.chain_head == cps[-1]["chain_head"]
@@ -109,10 +107,10 @@ def test_an_untouched_export_verifies_from_a_binary_file_a_text_file_and_bare_li
     assert verify_export(path.read_bytes().splitlines()).ok
 
 
-def test_an_export_without_checkpoints_verifies_but_says_what_that_leaves_open(chain):
+def test_an_export_without_checkpoints_verifies_but_says_what_that_leaves_open(chain, dev_root):
     report = verify_export(export(chain))
     assert report.ok and "only a signed checkpoint proves" in report.notes[0]
-    report = verify_export(export(chain, [checkpoint(chain, 30)]))
+    report = verify_export(export(chain, [checkpoint(chain, 30)]), trust=dev_root)
     assert report.ok and report.notes == [
         "entries seq 30 to 49 come after the last checkpoint; only the hash chain covers them"
     ]
@@ -363,3 +361,24 @@ def test_a_long_export_is_checked_in_batches_and_tampering_deep_inside_is_found(
     rechain(changed, 601)
     report = verify_export(export(changed, cps))
     assert report.bad_checkpoint == (777, ORIGIN) and "among seq 300 to 776" in report.problem
+
+
+def test_a_long_export_read_from_a_binary_file_in_blocks_names_what_was_changed(tmp_path, dev_root):
+    chain = build_chain(4000)  # about 1.4 MB: more than one block of the file reader
+    cps = [checkpoint(chain, size) for size in (1000, 3000, 4000)]
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b"".join(export(chain, cps)))
+    with path.open("rb") as f:
+        report = verify_export(f, trust=dev_root)
+    assert report.ok and report.checkpoints_checked == 3 and report.entries == 4000
+    lines = export(chain, cps)
+    lines[3500] = lines[3500].replace(b'"actor":"his-main"', b'"actor":"intruder"')
+    path.write_bytes(b"".join(lines))
+    with path.open("rb") as f:
+        report = verify_export(f, trust=dev_root)
+    assert report.first_bad_seq == 3500 and "entry seq 3500" in report.problem
+    lines = export(chain, cps)
+    del lines[2999]
+    path.write_bytes(b"".join(lines))
+    with path.open("rb") as f:
+        assert verify_export(f).first_bad_seq == 2999

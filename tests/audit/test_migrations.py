@@ -1,0 +1,88 @@
+"""The schema comes from Alembic migrations, on SQLite and PostgreSQL, once even when raced."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+
+from kyso.audit.entry import GENESIS_PREV_HASH
+from kyso.db import (
+    audit_head,
+    create_schema,
+    head_revision,
+    metadata,
+    open_database,
+    schema_revision,
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return f"sqlite:///{tmp_path / 'kyso.sqlite3'}"
+
+
+def migrate(url: str) -> str | None:
+    db = open_database(url)
+    try:
+        create_schema(db)
+        return schema_revision(db)
+    finally:
+        db.dispose()
+
+
+def test_the_migrations_build_exactly_the_schema_the_code_describes(url):
+    assert migrate(url) == head_revision()
+    db = open_database(url)
+    try:
+        with db.reader.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+            head = conn.execute(select(audit_head)).all()
+        assert [tuple(row) for row in head] == [(1, 0, GENESIS_PREV_HASH)]
+    finally:
+        db.dispose()
+
+
+MIGRATE = """
+import sys
+from kyso.db import create_schema, open_database, schema_revision
+db = open_database(sys.argv[1])
+create_schema(db)
+print(schema_revision(db))
+"""
+
+
+def test_hosts_starting_at_once_migrate_once(url):
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    for process in starts:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err.decode()
+        assert out.decode().strip() == head_revision()
+    db = open_database(url)
+    try:
+        with db.reader.connect() as conn:
+            assert len(conn.execute(select(audit_head)).all()) == 1
+    finally:
+        db.dispose()
+
+
+def test_a_database_made_before_alembic_is_adopted(url):
+    db = open_database(url)
+    try:
+        metadata.create_all(db.writer)
+        assert schema_revision(db) is None
+        create_schema(db)
+        assert schema_revision(db) == head_revision()
+    finally:
+        db.dispose()
