@@ -12,6 +12,7 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 from io import BytesIO
+from typing import cast
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -19,9 +20,11 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec
 from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko.sign.validation.pdf_embedded import read_certification_data
+from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator import ValidationContext
 
-from kyso.errors import EncryptedPdf, InvalidPdf, InvalidRequest
+from kyso.errors import EncryptedPdf, InvalidPdf, InvalidRequest, TsaUnavailable
 from kyso.keystore.base import SigningKey
 from kyso.signer.cms import KeystoreSigner
 
@@ -143,17 +146,31 @@ async def async_sign_pdf(
     options: PdfSignOptions,
     timestamper: TimeStamper | None,
     validation_context: ValidationContext | None = None,
-    stamp_style=None,
+    stamp_style: BaseStampStyle | None = None,
 ) -> SignedPdf:
     """Sign ``data`` at ``options.level``; the timestamper is needed from ``B-T`` on and
-    the validation context (trust + revocation fetchers) from ``B-LT`` on."""
+    the validation context (trust + revocation sources) from ``B-LT`` on.
+
+    ``B-LT`` and ``B-LTA`` are a ``B-T`` signature extended by :mod:`kyso.signer.ltv`, so
+    that the DSS holds the validation data of the timestamp the TSA really returned. The
+    space reserved for the CMS is pyHanko's estimate from a dry run with the signer's whole
+    chain and a real timestamp token, plus half again (revocation data goes into the DSS,
+    not into the CMS, in PAdES). A visible stamp uses ``stamp_style``, or kyso's own."""
+    level = options.level
+    if level != "B-B" and timestamper is None:
+        raise TsaUnavailable(f"{level} needs a timestamp authority, and none is configured")
+    if level in ("B-LT", "B-LTA") and validation_context is None:
+        raise ValueError(f"{level} needs a validation context (trust anchors and revocation sources)")
     data, reader, repaired = load_pdf(data, options.repair)
     field = options.field or free_field_name(reader)
-    if options.field and _field_state(reader, field):
+    state = _field_state(reader, field)
+    if options.field and state:
         raise InvalidRequest(f"signature field {field!r} is already signed")
     if options.certify and any(True for _ in fields.enumerate_sig_fields(reader, filled_status=True)):
         raise InvalidRequest("certify is only possible on the first signature of a document")
-    level = options.level
+    _check_certification(reader, options.visible and state is None)
+    if options.visible and state is None:
+        _check_page(reader, options.page)
     meta = signers.PdfSignatureMetadata(
         field_name=field,
         md_algorithm="sha256",
@@ -162,14 +179,19 @@ async def async_sign_pdf(
         subfilter=fields.SigSeedSubFilter.PADES,
         certify=options.certify,
         docmdp_permissions=MDPPerm.FILL_FORMS,
-        embed_validation_info=level in ("B-LT", "B-LTA"),
-        use_pades_lta=level == "B-LTA",
-        validation_context=validation_context if level in ("B-LT", "B-LTA") else None,
     )
     field_spec = None
-    if _field_state(reader, field) is None:
-        box = options.box if options.visible else None
+    if state is None:
+        # PDF coordinates are reals; pyHanko annotates them as ints but takes any number.
+        box = cast(tuple[int, int, int, int], options.box) if options.visible else None
         field_spec = SigFieldSpec(sig_field_name=field, on_page=options.page - 1, box=box)
+    text_params = None
+    if options.visible:
+        from kyso.signer.stamp import find_font, stamp_text_params
+        from kyso.signer.stamp import stamp_style as kyso_stamp
+
+        stamp_style = stamp_style or kyso_stamp(find_font(), with_reason=bool(options.reason))
+        text_params = stamp_text_params(options.reason)
     pdf_signer = signers.PdfSigner(
         meta,
         KeystoreSigner(key),
@@ -180,8 +202,47 @@ async def async_sign_pdf(
     try:
         writer = IncrementalPdfFileWriter(BytesIO(data), strict=False)
         out = BytesIO()
-        await pdf_signer.async_sign_pdf(writer, output=out)
+        await pdf_signer.async_sign_pdf(writer, output=out, appearance_text_params=text_params)
     except _READ_ERRORS as exc:
         raise InvalidPdf(f"the PDF cannot be signed: {exc}") from None
     signed = out.getvalue()
+    if level in ("B-LT", "B-LTA"):
+        from kyso.signer.ltv import async_extend_pdf
+
+        assert validation_context is not None
+        signed = (await async_extend_pdf(signed, level, timestamper, validation_context)).pdf
     return SignedPdf(pdf=signed, field=field, sha256=hashlib.sha256(signed).hexdigest(), repaired=repaired)
+
+
+def _check_certification(reader: PdfFileReader, new_visible_field: bool) -> None:
+    """Refuse a signature that would break the document's certification (DocMDP): none is
+    allowed under P=1; under P=2 (form filling and signing) no new visible field, which
+    pyHanko's difference analysis (and so kyso's report) counts as a forbidden change."""
+    try:
+        certification = read_certification_data(reader)
+    except _READ_ERRORS:
+        return  # an unreadable /Perms is the validator's finding, not a reason to refuse
+    if certification is None:
+        return
+    if certification.permission == MDPPerm.NO_CHANGES:
+        raise InvalidRequest(
+            "the document is certified with no changes allowed (DocMDP P=1): another "
+            "signature would invalidate its certification"
+        )
+    if new_visible_field and certification.permission == MDPPerm.FILL_FORMS:
+        raise InvalidRequest(
+            "the document is certified for form filling and signing only (DocMDP P=2): a new "
+            "visible signature field would invalidate its certification. Sign without "
+            "visible=true, or into an empty signature field made before it was certified "
+            "(field=NAME)"
+        )
+
+
+def _check_page(reader: PdfFileReader, page: int) -> None:
+    """Refuse a stamp on a page the document does not have."""
+    try:
+        count = int(reader.root["/Pages"]["/Count"])
+    except _READ_ERRORS:
+        return  # pyHanko finds the page itself, or says why it cannot
+    if page > count:
+        raise InvalidRequest(f"page {page} does not exist: the PDF has {count} page(s)")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import requests
@@ -52,6 +54,23 @@ def http_source(url: str, timeout: float) -> TimestampSource:
         return r.content
 
     return TimestampSource(url, respond)
+
+
+# The failures of the operation under way, for its audit entry (see collect_failures).
+_failures: ContextVar[list[str] | None] = ContextVar("kyso_tsa_failures", default=None)
+
+
+@contextmanager
+def collect_failures() -> Iterator[list[str]]:
+    """Collect, in the list it yields, every ``"source: problem"`` of the timestamp
+    requests made inside the ``with`` block, also from worker threads and event loops it
+    starts (they copy the context, and with it this list)."""
+    problems: list[str] = []
+    token = _failures.set(problems)
+    try:
+        yield problems
+    finally:
+        _failures.reset(token)
 
 
 class TokenMismatch(Exception):
@@ -181,6 +200,9 @@ class TimestampClient(TimeStamper):
             except (requests.RequestException, OSError) as exc:
                 problems.append(f"{source.name}: {exc.__class__.__name__}")
             log.warning("timestamp source failed: %s", problems[-1])
+            collected = _failures.get()
+            if collected is not None:
+                collected.append(problems[-1])
         raise TsaUnavailable("no timestamp authority answered correctly: " + "; ".join(problems))
 
     async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:

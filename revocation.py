@@ -1,0 +1,231 @@
+"""Where the service gets revocation data, and whether a signer certificate is revoked.
+
+Two sources, chosen by the configuration:
+
+- **the dev PKI** (``dev_pki`` on): fresh CRLs of its CAs are issued in-process by
+  :class:`kyso.certs.responder.DevRevocation` and handed to pyhanko-certvalidator, with no
+  HTTP at all. ``kyso serve`` on the embedded default therefore signs ``B-LT`` offline and
+  never calls itself (a single-threaded server would wait on its own request). The same
+  responder serves ``/pki`` for outside validators (pdfsig, OpenSSL).
+- **the certificates' own URLs** otherwise: CRLs from the CRL distribution points and OCSP
+  from the AIA, fetched with a timeout (``[trust] fetch_timeout_seconds``).
+
+:class:`RevocationChecker` answers "may this certificate sign now?" before every signature,
+and remembers the answer for ``[trust] revocation_cache_seconds`` (an unknown status only
+briefly), so that a busy service does not fetch a CRL per signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from asn1crypto import x509
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import (
+    InsufficientRevinfoError,
+    PathBuildingError,
+    RevokedError,
+    ValidationError,
+)
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+
+from kyso.certs.responder import DevRevocation
+from kyso.errors import CertificateRevoked, RevocationUnavailable
+from kyso.keystore.base import SigningKey
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_CACHE_SECONDS = 30.0  # an unreachable responder is asked again soon
+
+
+@dataclass(frozen=True)
+class RevocationSources:
+    """Trust anchors and where revocation data comes from (see the module docstring)."""
+
+    trust_roots: tuple[x509.Certificate, ...]
+    dev: DevRevocation | None = None
+    fetch_timeout: float = 10.0
+
+    def context(
+        self, other_certs: Iterable[x509.Certificate] = (), *, require: bool = True
+    ) -> ValidationContext:
+        """A fresh validation context at the current time. ``require``: every certificate
+        below the anchor needs a CRL or OCSP answer, else InsufficientRevinfoError.
+
+        Close it (``await context.aclose()``) when done: it may own HTTP sessions."""
+        roots = [fresh(c) for c in self.trust_roots]
+        others = [fresh(c) for c in other_certs]
+        mode = "require" if require else "soft-fail"
+        if self.dev is not None:
+            return ValidationContext(
+                trust_roots=roots,
+                other_certs=others,
+                revocation_mode=mode,
+                crls=self.dev.crls(),
+                allow_fetching=False,
+            )
+        return ValidationContext(
+            trust_roots=roots,
+            other_certs=others,
+            revocation_mode=mode,
+            allow_fetching=True,
+            fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.fetch_timeout),
+        )
+
+
+def fresh(cert: x509.Certificate) -> x509.Certificate:
+    """A private copy of a certificate. asn1crypto parses fields lazily and is not
+    thread-safe: threads that first read one shared object together corrupt it (seen
+    under load as "No field numbered 1 is present in NameTypeAndValue")."""
+    return x509.Certificate.load(cert.dump())
+
+
+@dataclass(frozen=True)
+class RevocationStatus:
+    """``good``, ``revoked`` (since ``revoked_at``, for ``reason``) or ``unknown`` (``why``)."""
+
+    status: str
+    revoked_at: datetime | None = None
+    reason: str | None = None
+    why: str | None = None
+
+
+async def async_revocation_status(
+    sources: RevocationSources, cert: x509.Certificate, chain: Iterable[x509.Certificate] = ()
+) -> RevocationStatus:
+    """The revocation status of ``cert`` now, from a path to the trust anchors in which
+    every certificate's revocation data was checked."""
+    if not sources.trust_roots:
+        return RevocationStatus("unknown", why="no trust anchors are configured ([trust] roots)")
+    chain = [fresh(c) for c in chain]
+    context = sources.context(chain)
+    try:
+        validator = CertificateValidator(fresh(cert), chain, validation_context=context)
+        await validator.async_validate_path()
+        return RevocationStatus("good")
+    except RevokedError as exc:
+        return RevocationStatus("revoked", exc.revocation_dt, exc.reason.human_friendly)
+    except InsufficientRevinfoError as exc:
+        return RevocationStatus("unknown", why=exc.failure_msg)
+    except PathBuildingError as exc:
+        return RevocationStatus("unknown", why=f"no path to a trust anchor: {exc}")
+    except ValidationError as exc:  # expired, weak algorithm, ...: not for this check to say
+        return RevocationStatus("unknown", why=exc.failure_msg)
+    finally:
+        await context.aclose()
+
+
+class RevocationChecker:
+    """Revocation status of signer certificates, remembered for a while per certificate."""
+
+    def __init__(
+        self,
+        sources: RevocationSources,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sources = sources
+        self.ttl = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._known: dict[str, tuple[RevocationStatus, float]] = {}
+        self._checking: dict[str, threading.Lock] = {}  # one check at a time per certificate
+
+    def status(
+        self, cert: x509.Certificate, chain: Iterable[x509.Certificate] = ()
+    ) -> RevocationStatus:
+        """The status of ``cert``, from the cache while it is fresh. Runs its own event
+        loop: from a coroutine, use :meth:`async_status`."""
+        cached = self._cached(cert)
+        if cached is not None:
+            return cached
+        # Threads that miss together wait for the first one's answer instead of all fetching.
+        with self._check_lock(cert):
+            cached = self._cached(cert)
+            if cached is not None:
+                return cached
+            status = asyncio.run(async_revocation_status(self.sources, cert, chain))
+            return self._remember(cert, status)
+
+    async def async_status(
+        self, cert: x509.Certificate, chain: Iterable[x509.Certificate] = ()
+    ) -> RevocationStatus:
+        cached = self._cached(cert)
+        if cached is not None:
+            return cached
+        return self._remember(cert, await async_revocation_status(self.sources, cert, chain))
+
+    def _check_lock(self, cert: x509.Certificate) -> threading.Lock:
+        with self._lock:
+            return self._checking.setdefault(_key(cert), threading.Lock())
+
+    def _cached(self, cert: x509.Certificate) -> RevocationStatus | None:
+        key = _key(cert)
+        with self._lock:
+            found = self._known.get(key)
+        if found is None or found[1] < self._clock():
+            return None
+        return found[0]
+
+    def _remember(self, cert: x509.Certificate, status: RevocationStatus) -> RevocationStatus:
+        ttl = self.ttl if status.status != "unknown" else min(self.ttl, UNKNOWN_CACHE_SECONDS)
+        with self._lock:
+            self._known[_key(cert)] = (status, self._clock() + ttl)
+        if status.status == "unknown":
+            name = fresh(cert).subject.human_friendly
+            log.warning("revocation status of %s unknown: %s", name, status.why)
+        return status
+
+
+def _key(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.dump()).hexdigest()
+
+
+def refuse_unless_usable(status: RevocationStatus, cert: x509.Certificate, require: bool) -> str:
+    """``status.status`` if a certificate in that state may sign; else CertificateRevoked,
+    or, when ``require`` (``[trust] revocation = "require"``) and the status is unknown,
+    RevocationUnavailable."""
+    cert = fresh(cert)  # the caller's object may be read by other threads
+    who = cert.subject.native.get("common_name") or cert.subject.human_friendly
+    if status.status == "revoked":
+        when = f" on {status.revoked_at:%Y-%m-%d}" if status.revoked_at else ""
+        why = f" ({status.reason})" if status.reason else ""
+        raise CertificateRevoked(
+            f"the certificate of {who} (serial {cert.serial_number:x}) was revoked{when}{why}; "
+            "it cannot sign. Use another key, or ask the CA for a new certificate"
+        )
+    if status.status == "unknown" and require:
+        raise RevocationUnavailable(
+            f"the revocation status of {who} cannot be established ({status.why}); "
+            "signing is refused because [trust] revocation is 'require'. Try again later"
+        )
+    return status.status
+
+
+_PARSE_LOCK = threading.Lock()
+_parsed_keys: weakref.WeakSet[SigningKey] = weakref.WeakSet()
+
+
+def parse_once(key: SigningKey) -> None:
+    """Parse a key's certificates completely, once, under a lock, before threads share
+    them. asn1crypto parses lazily and is not thread-safe: concurrent first reads of one
+    certificate (pyHanko registering the chain in each signing thread) failed under load
+    with "No field numbered 2 is present in this asn1crypto.x509.Extension"."""
+    if key in _parsed_keys:
+        return
+    with _PARSE_LOCK:
+        if key in _parsed_keys:
+            return
+        for cert in (key.info.certificate, *key.info.chain):
+            cert.native  # every field, recursively  # noqa: B018
+            cert.key_identifier, cert.authority_key_identifier, cert.issuer_serial  # noqa: B018
+            cert.subject.human_friendly, cert.sha256, cert.public_key.algorithm  # noqa: B018
+        _parsed_keys.add(key)
