@@ -260,6 +260,34 @@ def audit_export(ctx: click.Context, outfile) -> None:
         kyso.close()
 
 
+@audit.command("checkpoint")
+@click.option("--latest", is_flag=True, help="Print the latest stored checkpoint instead of making one.")
+@click.pass_context
+def audit_checkpoint(ctx: click.Context, latest: bool) -> None:
+    """Make a signed, timestamped checkpoint of the log now; print it (JSON, one line).
+
+    Keep the output somewhere the log's operators cannot write: `kyso audit verify
+    EXPORT --checkpoint FILE` proves later that the log was not rewritten or cut short.
+    """
+    from kyso.audit.checkpoint import checkpointer_for
+    from kyso.canonical import canonical_json
+
+    kyso = _service(ctx)
+    try:
+        if latest:
+            checkpoint = kyso.audit.latest_checkpoint()
+            if checkpoint is None:
+                click.echo("kyso: the log has no checkpoint yet", err=True)
+                sys.exit(EXIT_USAGE)
+        else:
+            checkpointer = checkpointer_for(kyso)
+            kyso.record_access("cli", "audit.checkpoint")  # covered by the checkpoint it asks for
+            checkpoint = checkpointer.checkpoint()
+    finally:
+        kyso.close()
+    click.echo(canonical_json(checkpoint).decode("utf-8"))
+
+
 @audit.command("verify")
 @click.argument("export", type=click.Path(exists=True, dir_okay=False))
 @click.option("--checkpoint", "checkpoint_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -293,6 +321,10 @@ def audit_verify(export: str, checkpoint_files: tuple[str, ...], trust_files: tu
         click.echo("", err=True)
     for note in report.notes:
         click.echo(f"note: {note}")
+    for name in report.signed_by:
+        click.echo(f"checkpoints signed by: {name}")
+    for name in report.timestamped_by:
+        click.echo(f"checkpoints timestamped by: {name}")
     if report.ok:
         click.echo(f"OK: {report.entries} entries, {report.checkpoints_checked} checkpoint(s) verified")
         sys.exit(0)
@@ -329,17 +361,27 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
-    """Create or upgrade the schema."""
-    from kyso.db import create_schema, open_database
+    """Create or upgrade the schema (Alembic migrations; safe to run from several hosts at once)."""
+    from sqlalchemy.engine import make_url
+
+    from kyso.db import create_schema, open_database, schema_revision
 
     config = _config(ctx)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     database = open_database(config.db_url)
     try:
+        before = schema_revision(database)
         create_schema(database)
+        after = schema_revision(database)
     finally:
         database.dispose()
-    click.echo(f"schema up to date: {config.db_url}")
+    where = make_url(config.db_url).render_as_string(hide_password=True)
+    click.echo(f"schema at revision {after} (was {before or 'empty'}): {where}")
+
+
+from kyso.cli_token import token  # noqa: E402
+
+main.add_command(token)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class TsaConfig:
 class TrustConfig:
     roots: tuple[str, ...] = ()
     revocation: str = "soft-fail"  # or "require"
+    # How long a signer certificate's revocation status is trusted before it is checked again.
+    revocation_cache_seconds: float = 300.0
+    fetch_timeout_seconds: float = 10.0  # CRL and OCSP downloads (B-LT, the refusal of revoked keys)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class Config:
     session_minutes: float = 10.0
     verify_page_public: bool = True
     dev_pki: bool = True  # use (and serve revocation data for) the shipped dev PKI
+    dev_pki_path: str | None = None  # a dev PKI directory other than the shipped one
+    stamp_font: str | None = None  # TrueType font of visible stamps (Vietnamese glyphs needed)
     keys: tuple[KeyConfig, ...] = ()
     tsa: TsaConfig = field(default_factory=TsaConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
@@ -89,6 +94,15 @@ class Config:
 
     def key(self, alias: str) -> KeyConfig | None:
         return next((k for k in self.keys if k.alias == alias), None)
+
+    @property
+    def pki_dir(self) -> Path:
+        """The dev PKI directory: ``dev_pki_path``, or the one shipped in the package."""
+        if self.dev_pki_path:
+            return Path(self.dev_pki_path)
+        from kyso.certs.devpki import dev_pki_dir
+
+        return dev_pki_dir()
 
 
 def _dev_keys(pki_dir: Path) -> tuple[KeyConfig, ...]:
@@ -155,12 +169,10 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     raw.setdefault("dev_pki", not path)
     config: Config = _build(Config, raw, "configuration")
     if config.dev_pki:
-        from kyso.certs.devpki import dev_pki_dir
-
-        pki = dev_pki_dir()
+        pki = config.pki_dir
         configured = {k.alias for k in keys}
         keys = keys + tuple(k for k in _dev_keys(pki) if k.alias not in configured)
         trust = sections["trust"]
         if not trust.roots:
-            sections["trust"] = TrustConfig(roots=(str(pki / "root-ca.cert.pem"),), revocation=trust.revocation)
+            sections["trust"] = replace(trust, roots=(str(pki / "root-ca.cert.pem"),))
     return Config(**{**{f.name: getattr(config, f.name) for f in fields(Config)}, **sections, "keys": keys})

@@ -38,5 +38,7 @@ def run(config_path: str | None, host: str, port: int, workers: int, threads: in
         # Query strings can hold record ids; never secrets (those are headers or bodies).
         "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
         "preload_app": False,
+        # Several kyso servers on one host must not share gunicorn's control socket.
+        "control_socket_disable": True,
     }
     KysoServer(config_path, options).run()

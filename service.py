@@ -11,22 +11,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection
+from asn1crypto import x509
+from sqlalchemy import Connection, insert
 
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
+from kyso.certs.responder import DevRevocation
 from kyso.clients import ClientRegistry
 from kyso.config import Config
-from kyso.db import Database, create_schema, open_database
+from kyso.db import Database, create_schema, open_database, signatures
 from kyso.errors import CertificateExpired, CertificateNotYetValid, KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
+from kyso.revocation import RevocationChecker, RevocationSources, parse_once, refuse_unless_usable
 from kyso.signer.jades import SignedJson, sign_json
+from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
 from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
-from kyso.signer.timestamp import TimestampClient, TimestampSource, http_source
+from kyso.signer.timestamp import TimestampClient, TimestampSource, collect_failures, http_source
 from kyso.signer.tsa import TimestampAuthority
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,24 @@ class Actor:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _register_extension(conn: Connection, appended: AppendedEntry, level: str) -> None:
+    """The registry row of an extended PDF, so that the verifier and /records find it.
+    The registry's ``key`` column is required; an extension is signed by no key alias."""
+    e = appended.entry
+    conn.execute(
+        insert(signatures).values(
+            audit_seq=appended.seq,
+            record_id=e["record_id"],
+            time=e["time"],
+            key="",
+            kind="pdf",
+            level=level,
+            document_sha256=e["document_sha256"],
+            signature_sha256=e["signature_sha256"],
+        )
+    )
 
 
 def _glob_certs(pattern: str, load) -> list:
@@ -86,7 +109,8 @@ class Kyso:
     # -- keys ---------------------------------------------------------------
 
     def signing_key(self, alias: str) -> SigningKey:
-        """The key for ``alias``, refused if its certificate cannot sign now."""
+        """The key for ``alias``, refused if its certificate cannot sign now: not yet
+        valid, expired, or revoked (see :meth:`check_not_revoked`)."""
         key = self.keystore.get(alias)
         now = datetime.now(UTC)
         if now < key.info.not_before:
@@ -97,7 +121,44 @@ class Kyso:
             raise CertificateExpired(
                 f"the certificate of key alias {alias!r} expired on {key.info.not_after:%Y-%m-%d}"
             )
+        parse_once(key)
+        self.check_not_revoked(key.info.certificate, key.info.chain)
         return key
+
+    # -- revocation ---------------------------------------------------------
+
+    @cached_property
+    def dev_revocation(self) -> DevRevocation | None:
+        """The dev PKI's CRL and OCSP issuer (served under /pki), when ``dev_pki`` is on."""
+        if not self.config.dev_pki:
+            return None
+        return DevRevocation.from_dir(self.config.pki_dir)
+
+    @cached_property
+    def revocation_sources(self) -> RevocationSources:
+        """Trust anchors and revocation data for signing: the dev PKI's own CRLs issued
+        in-process (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs."""
+        from kyso.keystore.software import load_certificates
+
+        patterns = self.config.trust.roots
+        return RevocationSources(
+            trust_roots=tuple(c for p in patterns for c in _glob_certs(p, load_certificates)),
+            dev=self.dev_revocation,
+            fetch_timeout=self.config.trust.fetch_timeout_seconds,
+        )
+
+    @cached_property
+    def _revocation_checker(self) -> RevocationChecker:
+        return RevocationChecker(self.revocation_sources, self.config.trust.revocation_cache_seconds)
+
+    def check_not_revoked(self, cert: x509.Certificate, chain: Sequence[x509.Certificate] = ()) -> str:
+        """Refuse a signer certificate that is revoked now (``certificate_revoked``);
+        return its status, ``good`` or ``unknown``. An unknown status (no CRL or OCSP answer,
+        or no path to a trust anchor) passes under ``[trust] revocation = "soft-fail"`` and is
+        ``revocation_unavailable`` under ``"require"``. Answers are cached per certificate
+        for ``[trust] revocation_cache_seconds``."""
+        status = self._revocation_checker.status(cert, chain)
+        return refuse_unless_usable(status, cert, require=self.config.trust.revocation == "require")
 
     # -- audit --------------------------------------------------------------
 
@@ -122,12 +183,18 @@ class Kyso:
         with_entry: WithEntry | None = None,
     ) -> tuple[SignedPdf, AppendedEntry]:
         key = self.signing_key(alias)
-        signed = asyncio.run(async_sign_pdf(data, key, options, self.timestamper))
+        with collect_failures() as tsa_failures:
+            signed = asyncio.run(self._async_sign_pdf(data, key, options))
         detail: dict[str, Any] = {"level": options.level, "field": signed.field}
         if options.certify:
             detail["certify"] = True
+        if options.visible:
+            detail["visible"] = True
         if signed.repaired:
             detail["repaired"] = True
+        if tsa_failures:
+            # Which TSAs failed before one answered (once each: size estimation asks too).
+            detail["tsa_failures"] = list(dict.fromkeys(tsa_failures))
 
         def also(conn: Connection, appended: AppendedEntry) -> None:
             register_signature(conn, appended, "pdf", options.level)
@@ -144,6 +211,69 @@ class Kyso:
             detail=detail,
         )
         return signed, self.audit.append(draft, also)
+
+    async def _async_sign_pdf(self, data: bytes, key: SigningKey, options: PdfSignOptions) -> SignedPdf:
+        """Sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and then add the
+        validation data, gathered after the signature exists as validators expect."""
+        stamp = None
+        if options.visible:
+            from kyso.signer.stamp import find_font, stamp_style
+
+            stamp = stamp_style(find_font(self.config.stamp_font), with_reason=bool(options.reason))
+        if options.level not in EXTENSION_LEVELS:
+            return await async_sign_pdf(data, key, options, self.timestamper, stamp_style=stamp)
+        base = replace(options, level="B-T")
+        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_style=stamp)
+        context = self.revocation_sources.context(key.info.chain)
+        try:
+            extended = await async_extend_pdf(signed.pdf, options.level, self.timestamper, context)
+        finally:
+            await context.aclose()
+        return replace(signed, pdf=extended.pdf, sha256=extended.sha256)
+
+    def extend_pdf(
+        self,
+        actor: Actor,
+        data: bytes,
+        level: str,
+        record_id: str | None,
+        with_entry: WithEntry | None = None,
+    ) -> tuple[ExtendedPdf, AppendedEntry]:
+        """Add validation data to a signed PDF, and for ``B-LTA`` a fresh archive timestamp;
+        audited as ``extend.pdf`` with a registry row, like a signature (its ``key`` is
+        empty: no key alias of ours signed anything)."""
+
+        async def run() -> ExtendedPdf:
+            context = self.revocation_sources.context()
+            try:
+                return await async_extend_pdf(data, level, self.timestamper, context)
+            finally:
+                await context.aclose()
+
+        with collect_failures() as tsa_failures:
+            extended = asyncio.run(run())
+        detail: dict[str, Any] = {"level": level, "signatures": list(extended.signatures)}
+        if extended.archive_timestamp:
+            detail["archive_timestamp"] = extended.archive_timestamp
+        if extended.skipped:
+            detail["skipped"] = list(extended.skipped)
+        if tsa_failures:
+            detail["tsa_failures"] = list(dict.fromkeys(tsa_failures))
+
+        def also(conn: Connection, appended: AppendedEntry) -> None:
+            _register_extension(conn, appended, level)
+            if with_entry is not None:
+                with_entry(conn, appended, extended)
+
+        draft = EntryDraft(
+            action="extend.pdf",
+            actor=actor.name,
+            record_id=record_id,
+            document_sha256=sha256_hex(data),
+            signature_sha256=extended.sha256,
+            detail=detail,
+        )
+        return extended, self.audit.append(draft, also)
 
     def sign_json(
         self,

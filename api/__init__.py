@@ -25,8 +25,25 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["kyso"] = kyso
+    from kyso.audit.checkpoint import start_checkpointer
 
-    from kyso.api import audit, extend, health, keys, metrics, openapi, page, pki, sessions, sign, tsa, verify
+    # Scheduled audit checkpoints (every N entries / T seconds) in this serving process.
+    app.extensions["kyso.checkpointer"] = start_checkpointer(kyso)
+
+    from kyso.api import (
+        audit,
+        extend,
+        health,
+        keys,
+        metrics,
+        openapi,
+        page,
+        pki,
+        sessions,
+        sign,
+        tsa,
+        verify,
+    )
 
     for module in (sign, extend, verify, sessions, audit, keys):
         app.register_blueprint(module.bp, url_prefix="/api/v1")

@@ -45,6 +45,13 @@ _PDF_OK = {"description": "The signed PDF", "content": {"application/pdf": {"sch
                        "Kyso-Document-SHA256": {"schema": {"type": "string"}}}}
 _REPORT = {"$ref": "#/components/schemas/ValidationReport"}
 _LEVEL = {"type": "string", "enum": ["B-B", "B-T", "B-LT", "B-LTA"]}
+_PKI_NAME = {"name": "name", "in": "path", "required": True,
+             "schema": {"type": "string", "enum": ["root-ca", "intermediate-ca"]}}
+_OCSP_OK = {"description": "OCSPResponse (RFC 6960)", "content": {"application/ocsp-response": {}}}
+_CHECKPOINT_MEMBERS = ("origin", "tree_size", "root_hash", "chain_head", "time", "body", "signature",
+                       "certificate", "timestamp_token")
+_CHECKPOINT = {"type": "object", "required": list(_CHECKPOINT_MEMBERS),
+               "properties": {m: {"type": "integer" if m == "tree_size" else "string"} for m in _CHECKPOINT_MEMBERS}}
 
 
 def document() -> dict[str, Any]:
@@ -88,6 +95,60 @@ def document() -> dict[str, Any]:
                     "type": "object", "required": ["key", "payload"],
                     "properties": {"key": {"type": "string"}, "payload": {}, "level": {"type": "string", "enum": ["B-B", "B-T"]},
                                    "record_id": {"type": "string"}, "detached": {"type": "boolean"}}}}}})},
+            "/api/v1/extend/pdf": {"post": _op(
+                "Extend a signed PDF: validation data (B-LT) and a fresh archive timestamp (B-LTA)", "his",
+                {**_PDF_OK, "description": "The extended PDF"}, ("400", "409", "413", "503"),
+                parameters=[_q("level", "B-LT or B-LTA", True, {"type": "string", "enum": ["B-LT", "B-LTA"]}),
+                            _q("record_id", "Record identifier (may contain /)"), _IDEMPOTENCY],
+                requestBody=_PDF_BODY)},
+            "/api/v1/signing-sessions": {"post": {**_op(
+                "Start a two-step signing session (clinician's token)", "his", _json(), ("400", "409", "413", "422", "503"),
+                parameters=[_IDEMPOTENCY],
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["certificate_chain", "documents"],
+                    "properties": {"certificate_chain": {"type": "array", "items": {"type": "string"}},
+                                   "level": {"type": "string", "enum": ["B-B", "B-T"]},
+                                   "rsa_scheme": {"type": "string", "enum": ["pkcs1v15", "pss"]},
+                                   "reason": {"type": "string"}, "location": {"type": "string"},
+                                   "documents": {"type": "array", "items": {"type": "object"}}}}}}}),
+                "responses": {"201": _json(description="Created: id, expires_at, documents[record_id, data_to_sign, digest, algorithm]"),
+                              "400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "409": _PROBLEM, "413": _PROBLEM,
+                              "422": _PROBLEM, "503": _PROBLEM}}},
+            "/api/v1/signing-sessions/{session_id}/complete": {"post": _op(
+                "Complete a signing session with the token's signatures", "his", _json(), ("400", "404", "409", "413", "503"),
+                parameters=[{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}, _IDEMPOTENCY],
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["signatures"],
+                    "properties": {"signatures": {"type": "array", "items": {"type": "string"}}}}}}})},
+            "/api/v1/audit/checkpoint": {
+                "get": _op("The latest signed checkpoint", "auditor, admin", _json(_CHECKPOINT), ("404",)),
+                "post": {**_op("Make a signed, timestamped checkpoint now", "admin", _json(_CHECKPOINT), ("503",)),
+                         "responses": {"201": _json(_CHECKPOINT, "Created"), "401": _PROBLEM, "403": _PROBLEM, "503": _PROBLEM}}},
+            "/api/v1/audit/proof/inclusion": {"get": _op(
+                "RFC 9162 inclusion proof", "auditor, admin",
+                _json({"type": "object", "required": ["leaf_index", "tree_size", "root_hash", "hashes"]}), ("400", "404"),
+                parameters=[_q("seq", "The entry", True, {"type": "integer"}),
+                            _q("tree_size", "Tree size (default: the log's size)", schema={"type": "integer"})])},
+            "/api/v1/audit/proof/consistency": {"get": _op(
+                "RFC 9162 consistency proof", "auditor, admin",
+                _json({"type": "object", "required": ["first", "second", "first_root", "second_root", "hashes"]}), ("400", "404"),
+                parameters=[_q("first", "The earlier tree size (> 0)", True, {"type": "integer"}),
+                            _q("second", "The later tree size (default: the log's size)", schema={"type": "integer"})])},
+            "/pki/{name}.cer": {"get": _op(
+                "Dev PKI: a CA certificate (DER); 404 unless dev_pki", None,
+                {"description": "DER certificate", "content": {"application/pkix-cert": {}}}, ("404",),
+                parameters=[_PKI_NAME])},
+            "/pki/{name}.crl": {"get": _op(
+                "Dev PKI: a CRL issued now, valid 7 days (DER); 404 unless dev_pki", None,
+                {"description": "DER CRL", "content": {"application/pkix-crl": {}}}, ("404",),
+                parameters=[_PKI_NAME])},
+            "/pki/ocsp": {"post": _op(
+                "Dev PKI: OCSP responder; 404 unless dev_pki", None, _OCSP_OK, ("404", "415"),
+                requestBody={"content": {"application/ocsp-request": {}}})},
+            "/pki/ocsp/{encoded}": {"get": _op(
+                "Dev PKI: OCSP by GET (RFC 6960 A.1: base64 of the DER request); 404 unless dev_pki", None,
+                _OCSP_OK, ("404",),
+                parameters=[{"name": "encoded", "in": "path", "required": True, "schema": {"type": "string"}}])},
             "/api/v1/verify/pdf": {"post": _op("Validate a signed PDF", "his, auditor, admin", _json(_REPORT),
                                                ("400", "413"), requestBody=_PDF_BODY)},
             "/api/v1/verify/json": {"post": _op(
