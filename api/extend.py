@@ -14,7 +14,6 @@ from flask import Blueprint, Response, current_app, g, request
 from kyso.api import idempotency
 from kyso.api.auth import endpoint
 from kyso.api.params import query_str
-from kyso.api.sign import _run
 from kyso.errors import InvalidRequest
 from kyso.service import Actor, sha256_hex
 from kyso.signer.ltv import EXTENSION_LEVELS
@@ -44,7 +43,7 @@ def extend_pdf() -> Response:
     g.audit["document_sha256"] = sha256_hex(data)
     actor = Actor(g.client.name, g.client.role)
     kyso = current_app.extensions["kyso"]
-    return _run(
+    return idempotency.run(
         lambda also: kyso.extend_pdf(actor, data, level, record_id, with_entry=also),
         _extended_pdf_response,
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from kyso.db import idempotency
 from kyso.errors import IdempotencyConflict, InvalidRequest
@@ -117,3 +118,15 @@ def replay_after_race() -> Response:
     if stored is None:  # pragma: no cover - the winner committed before we failed
         raise IdempotencyConflict("a concurrent request with this Idempotency-Key is in progress; retry")
     return stored
+
+
+def run(operation: Callable[[Any], tuple[Any, Any]], build: Callable[[Any, Any], Response]) -> Response:
+    """Run an operation that writes an audit entry, storing its answer (built from the
+    entry and the result) in the entry's transaction for an Idempotency-Key retry."""
+    try:
+        result, appended = operation(remember(build))
+    except IntegrityError:
+        if g.get("idempotent") is not None:
+            return replay_after_race()
+        raise
+    return build(appended, result)

@@ -8,12 +8,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
 from typing import Any
 
 from asn1crypto import pem, x509
 from flask import Blueprint, Response, current_app, g
-from sqlalchemy.exc import IntegrityError
 
 from kyso.api import idempotency
 from kyso.api.auth import endpoint
@@ -47,19 +45,6 @@ def _json_response(body: dict[str, Any], status: int, audit_seq: int) -> Respons
     return resp
 
 
-def _run(
-    operation: Callable[[Any], tuple[Any, Any]], build: Callable[[Any, Any], Response]
-) -> Response:
-    """Run an operation, storing its answer for an Idempotency-Key retry."""
-    try:
-        result, appended = operation(idempotency.remember(build))
-    except IntegrityError:
-        if g.get("idempotent") is not None:
-            return idempotency.replay_after_race()
-        raise
-    return build(appended, result)
-
-
 # -- start -------------------------------------------------------------------
 
 
@@ -79,7 +64,7 @@ def start() -> Response:
     if replay is not None:
         return replay
     actor = Actor(g.client.name, g.client.role)
-    return _run(lambda also: start_session(_kyso(), actor, request, also), _started)
+    return idempotency.run(lambda also: start_session(_kyso(), actor, request, also), _started)
 
 
 def parse_session_request(body: dict[str, Any]) -> SessionRequest:
@@ -183,7 +168,7 @@ def complete(session_id: str) -> Response:
     if replay is not None:
         return replay
     actor = Actor(g.client.name, g.client.role)
-    return _run(
+    return idempotency.run(
         lambda also: complete_session(_kyso(), actor, session_id, signatures, also), _completed
     )
 

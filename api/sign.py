@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
-from sqlalchemy.exc import IntegrityError
 
 from kyso.api import idempotency
 from kyso.api.auth import endpoint, require_key_grant
@@ -30,17 +29,6 @@ def _signed_pdf_response(appended: Any, signed: Any) -> Response:
     if signed.repaired:
         resp.headers["Kyso-Repaired"] = "true"
     return resp
-
-
-def _run(operation, build):
-    """Run a signing operation, storing its answer for an Idempotency-Key retry."""
-    try:
-        result, appended = operation(idempotency.remember(build))
-    except IntegrityError:
-        if g.get("idempotent") is not None:
-            return idempotency.replay_after_race()
-        raise
-    return build(appended, result)
 
 
 @bp.post("/sign/pdf")
@@ -68,7 +56,7 @@ def sign_pdf() -> Response:
         repair=parse_bool("repair"),
     )
     actor = Actor(g.client.name, g.client.role)
-    return _run(
+    return idempotency.run(
         lambda also: _kyso().sign_pdf(actor, alias, data, options, record_id, with_entry=also),
         _signed_pdf_response,
     )
@@ -120,7 +108,7 @@ def sign_json() -> Response:
         return replay
     g.signature_labels = ("json", alias, str(level))
     actor = Actor(g.client.name, g.client.role)
-    return _run(
+    return idempotency.run(
         lambda also: _kyso().sign_json(actor, alias, body["payload"], level, detached, record_id, with_entry=also),
         _signed_json_response,
     )
