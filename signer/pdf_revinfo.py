@@ -3,7 +3,9 @@
 :func:`read_dss` reads what a Document Security Store holds; :func:`has_revinfo_for` says
 whether it has revocation data for every certificate of a chain (what makes a signature
 B-LT); :func:`lta_rescue` validates a signature whose certificate has expired since, with
-pyHanko's ETSI EN 319 102-1 5.6.3 process over the document timestamps (B-LTA).
+pyHanko's ETSI EN 319 102-1 5.6.3 process over the document timestamps (B-LTA), and
+:func:`lt_rescue` with the signature timestamp and the DSS alone (5.5, validation with time:
+B-LT).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from asn1crypto import crl, ocsp, x509
@@ -38,8 +40,8 @@ from pyhanko_certvalidator.policy_decl import (
 from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 
-from kyso.signer.report import VerifySettings
-from kyso.signer.verify_common import ChainResult
+from kyso.signer.report import TimestampInfo, VerifySettings, iso_utc
+from kyso.signer.verify_common import ChainResult, KnownData, assess_chain
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,97 @@ async def lta_rescue(
             certs = tuple(path.iter_certs(include_root=False)) if path else ()
             return ChainResult(True, revocation, path=certs)
     return None
+
+
+async def lt_rescue(
+    cert: x509.Certificate,
+    settings: VerifySettings,
+    dss: DssData,
+    certs: Iterable[x509.Certificate],
+    timestamp: TimestampInfo | None,
+) -> ChainResult | None:
+    """A trusted chain for a signature whose certificate has expired by the validation time,
+    if a valid signature timestamp proves it existed while the certificate was valid and the
+    DSS holds revocation data, issued no later than the certificate's expiry, that shows
+    every certificate of the chain good as of that timestamp; else ``None``.
+
+    ETSI EN 319 102-1 5.5: the timestamp is the proof of existence. Only the DSS's own
+    revocation data counts (CRLs published after a certificate expired may leave it out),
+    and a chain that any revocation data at hand lists as revoked is never rescued."""
+    if timestamp is None or not timestamp.valid:
+        return None
+    if not cert.not_valid_before <= timestamp.time <= cert.not_valid_after:
+        return None
+    known = KnownData(
+        tuple(certs),
+        tuple(d for d in dss.crls if _crl_issued(d, cert.not_valid_after)),
+        tuple(d for d in dss.ocsps if _ocsp_issued(d, cert.not_valid_after)),
+    )
+    own_data_only = replace(settings, crls=(), ocsps=(), allow_fetching=False)
+    then = await assess_chain(cert, own_data_only, known, moment=timestamp.time, retroactive=True)
+    if not (then.trusted and then.revocation == "good"):
+        return None
+    if _listed_as_revoked(
+        then.path or (cert,), (*settings.crls, *dss.crls), (*settings.ocsps, *dss.ocsps)
+    ):
+        return None
+    return replace(
+        then,
+        message=(
+            f"the signer certificate expired on {iso_utc(cert.not_valid_after)}, after the "
+            f"signature timestamp ({iso_utc(timestamp.time)}); the DSS shows it good then"
+        ),
+    )
+
+
+def _crl_issued(der: bytes, deadline: datetime) -> bool:
+    """Whether a CRL was issued by ``deadline`` (an unreadable one is left out)."""
+    try:
+        this_update = crl.CertificateList.load(der)["tbs_cert_list"]["this_update"].native
+    except Exception:
+        return False
+    return bool(this_update <= deadline)
+
+
+def _ocsp_issued(der: bytes, deadline: datetime) -> bool:
+    """Whether an OCSP response was produced by ``deadline`` (an unreadable one is left out)."""
+    try:
+        basic = ocsp.OCSPResponse.load(der).basic_ocsp_response
+        produced = basic["tbs_response_data"]["produced_at"].native
+    except Exception:
+        return False
+    return bool(produced <= deadline)
+
+
+def _listed_as_revoked(
+    certs: Iterable[x509.Certificate], crls: Iterable[bytes], ocsps: Iterable[bytes]
+) -> bool:
+    """Whether any CRL or OCSP response (signature unchecked: it can only deny a rescue)
+    lists one of ``certs`` as revoked, at whatever date."""
+    wanted = {(c.issuer.dump(), c.serial_number) for c in certs}
+    wanted_ocsp = {_ocsp_key(c) for c in certs}
+    for der in crls:
+        try:
+            tbs = crl.CertificateList.load(der)["tbs_cert_list"]
+            issuer = tbs["issuer"].dump()
+            if any(
+                (issuer, e["user_certificate"].native) in wanted
+                for e in tbs["revoked_certificates"]
+            ):
+                return True
+        except Exception:
+            continue
+    for der in ocsps:
+        try:
+            basic = ocsp.OCSPResponse.load(der).basic_ocsp_response
+            for single in basic["tbs_response_data"]["responses"]:
+                cert_id = single["cert_id"]
+                key = (cert_id["issuer_name_hash"].native, cert_id["serial_number"].native)
+                if key in wanted_ocsp and single["cert_status"].name == "revoked":
+                    return True
+        except Exception:
+            continue
+    return False
 
 
 def _spec(

@@ -5,8 +5,9 @@ integrity of the signed bytes, the signature value, the coverage of the byte ran
 difference analysis of later revisions and the signature timestamp. The signer's chain and
 its revocation status are judged by :mod:`kyso.signer.verify_common`, the same way as for
 JSON. A signer certificate that has expired by the validation time is given a second chance
-with pyHanko's ``ades_lta_validation`` when document timestamps cover the signature: that is
-what PAdES B-LTA is for.
+with pyHanko's ``ades_lta_validation`` when document timestamps cover the signature (PAdES
+B-LTA), then as of its valid signature timestamp with the DSS's revocation data (B-LT,
+ETSI EN 319 102-1 5.5).
 
 Decisions, in this order (ETSI EN 319 102-1 names):
 
@@ -47,7 +48,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 from kyso.errors import InvalidPdf, KysoError
 from kyso.signer import report as r
 from kyso.signer.pades import check_pdf_envelope, open_pdf
-from kyso.signer.pdf_revinfo import DssData, has_revinfo_for, lta_rescue, read_dss
+from kyso.signer.pdf_revinfo import DssData, has_revinfo_for, lt_rescue, lta_rescue, read_dss
 from kyso.signer.report import (
     Registered,
     Report,
@@ -255,6 +256,8 @@ async def _report(
     later = [ts for ts in doc_timestamps if ts.valid and ts.revision > emb.signed_revision]
     if chain.problem == r.OUT_OF_BOUNDS_NO_POE and later:
         chain = await lta_rescue(emb, settings, SIGNER_KEY_USAGE) or chain
+    if chain.problem == r.OUT_OF_BOUNDS_NO_POE:
+        chain = await lt_rescue(cert, settings, dss, known.certs, timestamp) or chain
     verdict = _integrity_verdict(status, coverage, modifications)
     if verdict is None:
         verdict = judge_signer(chain, cert, timestamp, status.signer_reported_dt, settings)

@@ -133,13 +133,6 @@ def test_b_lta_passes_years_after_the_signer_certificate_expired(
     assert (sig.indication, sig.level, sig.trusted) == ("TOTAL_PASSED", "B-LTA", True), sig.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify_pdf: a B-LT signature whose certificate expired after its valid signature "
-    "timestamp is INDETERMINATE/OUT_OF_BOUNDS_NO_POE; ETSI EN 319 102-1 5.5 (validation "
-    "with time) passes it: the timestamp proves it was made while the certificate was valid, "
-    "and the DSS holds revocation data issued after that time",
-)
 def test_b_lt_passes_years_after_the_signer_certificate_expired(
     short_lived, ltv_pki: LtvPki
 ) -> None:

@@ -13,12 +13,15 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import hashes, serialization
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko_certvalidator import ValidationContext
 
+from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.errors import EncryptedPdf, InvalidPdf
 from kyso.signer.cms import KeystoreSigner
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
@@ -300,17 +303,74 @@ def test_levels_with_validation_data_are_reported(long_term, settings, level):
     assert sig.revocation == ("unknown" if level == "B-T" else "good")
 
 
-def test_only_b_lta_survives_the_expiry_of_the_signer_certificate(long_term, settings):
+def test_b_lt_and_b_lta_survive_the_expiry_of_the_signer_certificate_but_b_t_does_not(
+    long_term, settings
+):
+    """ETSI EN 319 102-1 5.5: the signature timestamp proves the signature existed while
+    the certificate was valid; B-LT adds the revocation data of that time, B-LTA also
+    protects it with a document timestamp. B-T has no revocation data to show."""
     later = dataclasses.replace(settings, validation_time=datetime(2035, 6, 1, tzinfo=UTC))
-    archived = only(verify_pdf(long_term["B-LTA"], later))
-    assert (archived.indication, archived.level, archived.trusted) == (
-        "TOTAL_PASSED",
-        "B-LTA",
-        True,
-    )
-    for level in ("B-T", "B-LT"):
+    for level in ("B-LT", "B-LTA"):
         sig = only(verify_pdf(long_term[level], later))
-        assert (sig.indication, sig.sub_indication) == ("INDETERMINATE", "OUT_OF_BOUNDS_NO_POE")
+        assert (sig.indication, sig.level, sig.trusted, sig.revocation) == (
+            "TOTAL_PASSED", level, True, "good",
+        ), sig.message  # fmt: skip
+    sig = only(verify_pdf(long_term["B-T"], later))
+    assert (sig.indication, sig.sub_indication) == ("INDETERMINATE", "OUT_OF_BOUNDS_NO_POE")
+
+
+def crl_revoking(serial: int, revoked_on: datetime) -> bytes:
+    """A CRL of the dev intermediate CA, issued in 2035, that lists ``serial`` as revoked."""
+    pki = dev_pki_dir()
+    inter = cx509.load_pem_x509_certificate((pki / "intermediate-ca.cert.pem").read_bytes())
+    key = serialization.load_pem_private_key(
+        (pki / "intermediate-ca.key.pem").read_bytes(), DEV_PASSPHRASE
+    )
+    entry = (
+        cx509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_on).build()
+    )
+    crl = (
+        cx509.CertificateRevocationListBuilder()
+        .issuer_name(inter.subject)
+        .last_update(datetime(2035, 5, 1, tzinfo=UTC))
+        .next_update(datetime(2035, 7, 1, tzinfo=UTC))
+        .add_revoked_certificate(entry)
+        .sign(key, hashes.SHA256())
+    )
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    "revoked_on", [datetime(2025, 2, 1, tzinfo=UTC), datetime(2030, 6, 1, tzinfo=UTC)]
+)
+def test_an_expired_b_lt_signer_that_a_crl_lists_as_revoked_is_never_total_passed(
+    long_term, settings, short_lived_key, revoked_on
+):
+    """The DSS says good, a later CRL says revoked: the rescue of an expired certificate
+    is refused, whenever the revocation took effect."""
+    crl = crl_revoking(short_lived_key.info.certificate.serial_number, revoked_on)
+    later = dataclasses.replace(
+        settings, validation_time=datetime(2035, 6, 1, tzinfo=UTC), crls=(crl,)
+    )
+    sig = only(verify_pdf(long_term["B-LT"], later))
+    assert sig.indication != "TOTAL_PASSED", sig
+
+
+def test_an_expired_b_lt_signature_whose_page_was_rewritten_fails(long_term, settings):
+    later = dataclasses.replace(settings, validation_time=datetime(2035, 6, 1, tzinfo=UTC))
+    sig = only(verify_pdf(rewrite_first_page(long_term["B-LT"]), later))
+    assert (sig.indication, sig.sub_indication) == ("TOTAL_FAILED", "FORMAT_FAILURE")
+
+
+def test_a_b_lt_signature_timestamped_after_its_certificate_expired_fails_as_expired(
+    unsigned, sign, short_lived_key, timestamper_at, settings
+):
+    data = sign(
+        unsigned, short_lived_key, "B-LT", tsa=timestamper_at(datetime(2031, 6, 1, tzinfo=UTC))
+    )
+    later = dataclasses.replace(settings, validation_time=datetime(2035, 6, 1, tzinfo=UTC))
+    sig = only(verify_pdf(data, later))
+    assert (sig.indication, sig.sub_indication) == ("TOTAL_FAILED", "EXPIRED"), sig
 
 
 def test_registered_is_looked_up_with_the_hash_of_each_signed_output(
