@@ -18,13 +18,13 @@ from functools import cached_property
 from typing import Any
 
 from asn1crypto import x509
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.certs.responder import DevRevocation
 from kyso.clients import ClientRegistry
 from kyso.config import Config
-from kyso.db import Database, create_schema, open_database, signatures
+from kyso.db import Database, create_schema, open_database
 from kyso.errors import CertificateExpired, CertificateNotYetValid, KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
 from kyso.revocation import RevocationChecker, RevocationSources, parse_once, refuse_unless_usable
@@ -50,24 +50,6 @@ class Actor:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _register_extension(conn: Connection, appended: AppendedEntry, level: str) -> None:
-    """The registry row of an extended PDF, so that the verifier and /records find it.
-    The registry's ``key`` column is required; an extension is signed by no key alias."""
-    e = appended.entry
-    conn.execute(
-        insert(signatures).values(
-            audit_seq=appended.seq,
-            record_id=e["record_id"],
-            time=e["time"],
-            key="",
-            kind="pdf",
-            level=level,
-            document_sha256=e["document_sha256"],
-            signature_sha256=e["signature_sha256"],
-        )
-    )
 
 
 def _glob_certs(pattern: str, load) -> list:
@@ -171,6 +153,18 @@ class Kyso:
         detail = {"code": error.code, "status": error.status}
         return self.audit.append(EntryDraft(action=action, actor=actor.name, outcome=outcome, detail=detail, **fields))
 
+    def _append_signature(
+        self, draft: EntryDraft, kind: str, level: str, result: Any, with_entry: WithEntry | None
+    ) -> AppendedEntry:
+        """Append a signing entry with its record registry row (and the caller's rows)."""
+
+        def also(conn: Connection, appended: AppendedEntry) -> None:
+            register_signature(conn, appended, kind, level)
+            if with_entry is not None:
+                with_entry(conn, appended, result)
+
+        return self.audit.append(draft, also)
+
     # -- signing ------------------------------------------------------------
 
     def sign_pdf(
@@ -196,11 +190,6 @@ class Kyso:
             # Which TSAs failed before one answered (once each: size estimation asks too).
             detail["tsa_failures"] = list(dict.fromkeys(tsa_failures))
 
-        def also(conn: Connection, appended: AppendedEntry) -> None:
-            register_signature(conn, appended, "pdf", options.level)
-            if with_entry is not None:
-                with_entry(conn, appended, signed)
-
         draft = EntryDraft(
             action="sign.pdf",
             actor=actor.name,
@@ -210,7 +199,7 @@ class Kyso:
             signature_sha256=signed.sha256,
             detail=detail,
         )
-        return signed, self.audit.append(draft, also)
+        return signed, self._append_signature(draft, "pdf", options.level, signed, with_entry)
 
     async def _async_sign_pdf(self, data: bytes, key: SigningKey, options: PdfSignOptions) -> SignedPdf:
         """Sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and then add the
@@ -260,11 +249,6 @@ class Kyso:
         if tsa_failures:
             detail["tsa_failures"] = list(dict.fromkeys(tsa_failures))
 
-        def also(conn: Connection, appended: AppendedEntry) -> None:
-            _register_extension(conn, appended, level)
-            if with_entry is not None:
-                with_entry(conn, appended, extended)
-
         draft = EntryDraft(
             action="extend.pdf",
             actor=actor.name,
@@ -273,7 +257,7 @@ class Kyso:
             signature_sha256=extended.sha256,
             detail=detail,
         )
-        return extended, self.audit.append(draft, also)
+        return extended, self._append_signature(draft, "pdf", level, extended, with_entry)
 
     def sign_json(
         self,
@@ -288,11 +272,6 @@ class Kyso:
         key = self.signing_key(alias)
         signed = sign_json(payload, key, level, detached, self.timestamper)
 
-        def also(conn: Connection, appended: AppendedEntry) -> None:
-            register_signature(conn, appended, "json", level)
-            if with_entry is not None:
-                with_entry(conn, appended, signed)
-
         draft = EntryDraft(
             action="sign.json",
             actor=actor.name,
@@ -302,7 +281,7 @@ class Kyso:
             signature_sha256=signed.signature_sha256,
             detail={"level": level, "detached": detached},
         )
-        return signed, self.audit.append(draft, also)
+        return signed, self._append_signature(draft, "json", level, signed, with_entry)
 
     def record_access(self, actor: str | None, action: str, **fields: Any) -> AppendedEntry:
         """The audit entry of a read that matters (an export, a record lookup)."""
