@@ -52,6 +52,8 @@ class CheckpointTrust:
     def __init__(self, anchors: Iterable[Any] = ()) -> None:
         self.anchors = [_as_asn1(c) for c in anchors]
         self._windows: dict[tuple[bytes, str], tuple[datetime, datetime]] = {}
+        # authenticity_problem's answers: (problem, log key subject, TSA subject) by checkpoint.
+        self._answers: dict[tuple[Any, ...], tuple[str | None, str, str]] = {}
         # Who signed and who timestamped the checkpoints that passed: the auditor should know.
         self.signers: set[str] = set()
         self.tsas: set[str] = set()
@@ -93,7 +95,32 @@ class CheckpointTrust:
 
 
 def authenticity_problem(cp: dict[str, Any], trust: CheckpointTrust) -> str | None:
-    """What is wrong with a checkpoint's signature, timestamp or certificates; None if nothing."""
+    """What is wrong with a checkpoint's signature, timestamp or certificates; None if nothing.
+
+    The answer depends only on the members below, so ``trust`` keeps it: the verifier may
+    ask ahead, while other processes still read the entries.
+    """
+    key = tuple(
+        repr(cp.get(name))
+        for name in ("body", "signature", "certificate", "timestamp_token", "time")
+    )
+    if (answer := trust._answers.get(key)) is None:
+        answer = trust._answers[key] = _authenticity(cp, trust)
+    problem, signer, tsa = answer
+    if problem is None:
+        trust.signers.add(signer)
+        trust.tsas.add(tsa)
+    return problem
+
+
+def _authenticity(cp: dict[str, Any], trust: CheckpointTrust) -> tuple[str | None, str, str]:
+    """(problem or None, the log key certificate's subject, the TSA certificate's subject)."""
+    problem = _authenticity_problem(cp, trust)
+    return (problem, "", "") if isinstance(problem, str) else (None, *problem)
+
+
+def _authenticity_problem(cp: dict[str, Any], trust: CheckpointTrust) -> str | tuple[str, str]:
+    """The problem, or the subjects of the log key and the TSA certificates if none."""
     try:
         signature = _b64("signature", cp.get("signature"))
         certs = list(_pem_certificates(cp.get("certificate")))
@@ -117,16 +144,14 @@ def authenticity_problem(cp: dict[str, Any], trust: CheckpointTrust) -> str | No
             return f"the log key certificate ({leaf.subject.human_friendly}) {problem}"
         if problem := trust.path_problem(tsa_cert, others, gen_time, "time_stamping"):
             return f"the TSA certificate ({tsa_cert.subject.human_friendly}) {problem}"
-    trust.signers.add(leaf.subject.human_friendly)
-    trust.tsas.add(tsa_cert.subject.human_friendly)
-    return None
+    return leaf.subject.human_friendly, tsa_cert.subject.human_friendly
 
 
 def _checked_token(
     token_der: bytes, signature: bytes
 ) -> tuple[cms.ContentInfo, datetime, x509.Certificate, list[x509.Certificate]]:
     """Parse the token; check its imprint and CMS signature; (token, genTime, TSA cert, certs)."""
-    from kyso.signer.timestamp import TokenMismatch, check_token_signature, token_signer_certificate
+    from kyso.signer.timestamp import TokenMismatch, check_token_signature
 
     try:
         token = cms.ContentInfo.load(token_der)
@@ -141,9 +166,8 @@ def _checked_token(
             raise ValueError("does not use SHA-256 for its message imprint")
         if imprint["hashed_message"].native != hashlib.sha256(signature).digest():
             raise ValueError("is not over this signature (message imprint differs)")
-        check_token_signature(token)
+        tsa_cert = check_token_signature(token)
         gen_time = info["gen_time"].native
-        tsa_cert = token_signer_certificate(token)
         certs = [c.chosen for c in signed["certificates"] or [] if c.name == "certificate"]
     except TokenMismatch as exc:
         raise ValueError(f"does not verify: {exc}") from None

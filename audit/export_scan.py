@@ -1,12 +1,14 @@
 """One pass over an audit export: the entry chain, then the checkpoint lines.
 
 The fast path hashes each entry line as it stands and reads its ``seq`` and ``prev_hash``
-from their places in canonical form, without parsing it. That is sound because the next
-entry's ``prev_hash`` (or a checkpoint) commits to the hash of the line, and a commitment
-made over canonical bytes is matched only by those bytes: a line the fast path takes and
-something later commits to is exactly what the log hashed. The last entry has nothing
-after it, so it is parsed and checked in full. Any line that does not fit goes to the
-slow path, which parses, shape-checks and re-canonicalises it and explains the problem.
+from their places in canonical form, without parsing it (:mod:`kyso.audit.chain_lines`,
+which says why that is sound). The last entry has nothing after it, so it is parsed and
+checked in full. Any line that does not fit goes to the slow path, which parses,
+shape-checks and re-canonicalises it and explains the problem.
+
+A long export file has usually been read up to its first checkpoint line by the parallel
+pass (:mod:`kyso.audit.parallel_scan`); the scan then starts from the chain state that
+pass returns.
 """
 
 from __future__ import annotations
@@ -14,25 +16,21 @@ from __future__ import annotations
 import binascii
 import hashlib
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
+from kyso.audit.chain_lines import PREV, SEQ, check_batch
 from kyso.audit.checkpoint_verify import is_checkpoint
 from kyso.audit.entry import GENESIS_PREV_HASH, line_hash, validate_entry_shape
+from kyso.audit.parallel_scan import ChainState
 from kyso.audit.spilled_tree import CHUNK, SpilledTree
 from kyso.canonical import canonical_json, parse_json_strict
 from kyso.errors import InvalidJson
 
-# Canonical entries sort their members: action, actor, detail, document_sha256, key,
-# outcome, prev_hash, record_id, seq, signature_sha256, time. No object follows prev_hash,
-# so its last occurrence is the top-level one; and as '"' inside a string is always
-# escaped, neither pattern can occur inside a string.
 _START = b'{"action":"'
-_PREV = b',"prev_hash":"'
-_SEQ = b',"seq":'
 _PROGRESS_EVERY = 4096
-_LEAF_PREFIX = hashlib.sha256(b"\x00")
 
 
 @dataclass
@@ -53,15 +51,19 @@ class ExportScan:
         progress: Callable[[int], None] | None = None,
         full: bool = False,
         batches: Iterator[list[bytes]] | None = None,
+        state: ChainState | None = None,
     ) -> None:
         """``lines`` are the export's lines; or ``batches`` (lists of lines without their
-        newlines, :func:`file_batches`) and ``lines`` the same lines, flattened."""
+        newlines, :func:`file_batches`) and ``lines`` the same lines, flattened. ``state``
+        is where an earlier pass left the chain, if the lines do not start at seq 0."""
         self.lines, self.tree, self.progress, self.full = lines, tree, progress, full
         self.batches = batches
         self.count = 0  # entries accepted; the next one must have this seq
         self.prev_hex = GENESIS_PREV_HASH.encode()  # entry hash of seq count-1
         self.prev2_hex = b""  # entry hash of seq count-2
         self.last_line = b""
+        if state is not None:
+            self._set_state(state.count, state.prev_hex, state.prev2_hex, state.last_line)
         self.lineno = 0  # of the line being examined off the fast path
         self.skipped = 0  # blank lines among the entries
         self.problem: ChainProblem | None = None
@@ -115,24 +117,10 @@ class ExportScan:
     def _take_batch(self, lines: list[bytes]) -> bool:
         """Accept the batch (lines without newlines) if every line links to the one before
         and has the next seq."""
-        starts = [line.rfind(_PREV) for line in lines]
-        if min(starts) <= 0:
+        checked = check_batch(lines, self.count, self.prev_hex)
+        if checked is None:
             return False
-        links = b"".join([line[j + 14 : j + 78] for line, j in zip(lines, starts, strict=True)])
-        digests: list[bytes] = []
-        keep, start = digests.append, _LEAF_PREFIX.copy  # cheaper than b"\x00" + line
-        for line in lines:
-            h = start()
-            h.update(line)
-            keep(h.digest())
-        hexes = binascii.hexlify(b"".join(digests))  # one call for the batch: 64 hex digits a line
-        if links != self.prev_hex + hexes[:-64]:
-            return False
-        # Only record_id lies between prev_hash and seq; ',"seq":N,' is the whole member.
-        wanted = [b',"seq":%d,' % n for n in range(self.count, self.count + len(lines))]
-        found = [line.find(w, j + 78) for line, w, j in zip(lines, wanted, starts, strict=True)]
-        if min(found) <= 0:
-            return False
+        digests, hexes = checked
         self.tree.extend(digests)
         self.count += len(lines)
         self.prev2_hex = hexes[-128:-64] if len(lines) > 1 else self.prev_hex
@@ -147,9 +135,9 @@ class ExportScan:
             line = raw if raw.__class__ is bytes else _as_bytes(raw)
             if line[-1:] == b"\n":
                 line = line[:-1]
-            j = line.rfind(_PREV)
+            j = line.rfind(PREV)
             if not self.full and j > 0 and line[j + 14 : j + 78] == prev_hex:
-                k = line.find(_SEQ, j + 78)
+                k = line.find(SEQ, j + 78)
                 if k > 0 and line[k + 7 : line.find(b",", k + 7)] == b"%d" % seq:
                     digest = sha(b"\x00" + line).digest()
                     tree.extend([digest])
@@ -349,6 +337,33 @@ def file_batches(file: BinaryIO, block: int = 1 << 20) -> Iterator[list[bytes]]:
         yield lines
     if rest:
         yield [rest]
+
+
+def trailing_checkpoints(file: BinaryIO, block: int = 1 << 16) -> list[tuple[str, Any]]:
+    """The checkpoint lines at the end of an export file, read backwards, without moving
+    the file's position: what the scan will find there when it gets to them."""
+    fd, rest = file.fileno(), b""
+    found: list[tuple[str, Any]] = []
+    end = position = os.fstat(fd).st_size
+    while position > 0:
+        size = min(block, position)
+        position -= size
+        lines = (os.pread(fd, size, position) + rest).split(b"\n")
+        rest = lines.pop(0) if position else b""
+        for line in reversed(lines):
+            if line.startswith(_START):
+                return list(reversed(found))
+            if not line.strip():
+                continue
+            try:
+                value = parse_json_strict(line)
+            except InvalidJson:
+                return list(reversed(found))
+            if is_checkpoint(value):
+                found.append(("checkpoint near the end of the export", value))
+        if end - position > 1 << 26:  # not an export of entries then checkpoints
+            break
+    return list(reversed(found))
 
 
 def _without_newlines(batch: list[bytes]) -> list[bytes]:

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
+from typing import BinaryIO
 
 from kyso.audit.merkle import node_hash, perfect_root
 
@@ -29,6 +31,7 @@ CHUNK = 1 << CHUNK_LEVEL
 _HASH = 32
 # Start the helper once this many leaves were seen: below, its start-up costs more than it saves.
 HELPER_AFTER = 1 << 15
+_ADOPT_BLOCK = 1 << 16  # leaves read at a time by adopt()
 
 
 class SpilledTree:
@@ -66,10 +69,7 @@ class SpilledTree:
         while len(self.pending) >= CHUNK:
             chunk = self.pending[:CHUNK]
             del self.pending[:CHUNK]  # in place: callers keep a reference to this list
-            data = b"".join(chunk)
-            self._file.seek(0, 2)  # reads may have moved the position
-            self._file.write(data)
-            self._chunks += 1
+            data = self._spill(chunk)
             if self._helper is None and self._helper_after is not None:
                 if self._chunks * CHUNK >= self._helper_after:
                     self._helper_after = None  # one attempt
@@ -78,6 +78,50 @@ class SpilledTree:
                 self._helper.send(data)
             else:
                 self._add_chunk_root(perfect_root(chunk))
+
+    def adopt(self, source: BinaryIO, offset: int, count: int, roots: Mapping[int, bytes]) -> None:
+        """Append ``count`` leaf hashes read from ``source`` at ``offset`` (32 bytes each).
+
+        ``roots`` holds the roots of the chunks they complete, by chunk index, where they
+        are known already (a range worker computed them); the others are computed here.
+        """
+        if self._rooted < self._chunks:
+            self._collect()  # roots are added in order
+        source.seek(offset)
+        while count:
+            # First complete a chunk that began before; then whole blocks of chunks.
+            taken = min(count, CHUNK - len(self.pending) if self.pending else _ADOPT_BLOCK)
+            data = source.read(taken * _HASH)
+            if len(data) != taken * _HASH:
+                raise ValueError("the leaf file is shorter than its count")
+            count -= taken
+            if self.pending or taken < CHUNK:
+                self.pending.extend(data[i : i + _HASH] for i in range(0, len(data), _HASH))
+                if len(self.pending) == CHUNK:
+                    root = roots.get(self._chunks)
+                    self._spill(self.pending)
+                    self._add_chunk_root(root if root is not None else perfect_root(self.pending))
+                    del self.pending[:]  # in place: callers keep a reference to this list
+                continue
+            whole = taken - taken % CHUNK
+            self._file.seek(0, 2)
+            self._file.write(data[: whole * _HASH])
+            for begin in range(0, whole * _HASH, CHUNK * _HASH):
+                root = roots.get(self._chunks)
+                if root is None:
+                    chunk = data[begin : begin + CHUNK * _HASH]
+                    root = perfect_root([chunk[i : i + _HASH] for i in range(0, len(chunk), _HASH)])
+                self._chunks += 1
+                self._add_chunk_root(root)
+            self.pending.extend(data[i : i + _HASH] for i in range(whole * _HASH, len(data), _HASH))
+
+    def _spill(self, chunk: list[bytes]) -> bytes:
+        """Write a chunk's leaves to the file; the bytes written."""
+        data = b"".join(chunk)
+        self._file.seek(0, 2)  # reads may have moved the position
+        self._file.write(data)
+        self._chunks += 1
+        return data
 
     def _add_chunk_root(self, digest: bytes) -> None:
         """Record a chunk's root (level CHUNK_LEVEL) and the upper nodes it completes."""

@@ -11,6 +11,7 @@ from asn1crypto import pem
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import load_pem_x509_certificate
 
+from kyso.audit import checkpoint_trust
 from kyso.audit.checkpoint import make_checkpoint
 from kyso.audit.checkpoint_format import checkpoint_body
 from kyso.audit.checkpoint_trust import CheckpointTrust
@@ -181,3 +182,18 @@ def test_paths_are_validated_once_per_certificate(signed, dev_root, log_signer):
 def test_the_certificate_member_carries_the_intermediate_for_offline_path_building(signed):
     blocks = list(pem.unarmor(signed["certificate"].encode(), multiple=True))
     assert len(blocks) == 2  # the log key, its issuing CA; the root comes from --trust
+
+
+def test_a_checkpoint_is_checked_once_however_often_it_is_asked(signed, dev_root, monkeypatch):
+    trust = CheckpointTrust(dev_root)
+    calls: list[str] = []
+    real = checkpoint_trust._authenticity
+    monkeypatch.setattr(
+        checkpoint_trust, "_authenticity", lambda cp, t: calls.append(cp["time"]) or real(cp, t)
+    )
+    assert check(signed, trust) is None and check(dict(signed), trust) is None
+    assert len(calls) == 1 and trust.signers and trust.tsas
+    forged = dict(signed, signature=base64.b64encode(b"\x00" * 64).decode())
+    assert "signature does not verify" in check(forged, trust)
+    assert "signature does not verify" in check(forged, trust)
+    assert len(calls) == 2

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from chains import ORIGIN, build_chain, export, rechain, signed_checkpoint
 
-from kyso.audit.checkpoint import make_checkpoint
-from kyso.audit.entry import GENESIS_PREV_HASH, entry_hash, entry_hash_hex, entry_line, format_time
-from kyso.audit.merkle import root_from_leaves
-from kyso.audit.store import TreeState
-from kyso.audit.verify import load_checkpoints, verify_export
+from kyso.audit import parallel_scan
+from kyso.audit import verify as verify_module
+from kyso.audit.entry import entry_hash_hex
+from kyso.audit.verify import VerifyReport, load_checkpoints, verify_export
 
-ORIGIN = "kyso.test/audit"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SIGNER = None  # the LogSigner fixture, for checkpoint() below
 
 
@@ -26,49 +24,9 @@ def _signer(log_signer):
     SIGNER = log_signer
 
 
-def build_chain(n: int) -> list[dict]:
-    """A valid log of ``n`` entries, varied the way real ones are."""
-    entries: list[dict] = []
-    for seq in range(n):
-        entries.append(
-            {
-                "seq": seq,
-                "time": format_time(T0 + timedelta(seconds=seq, microseconds=seq)),
-                "actor": None if seq % 7 == 3 else "his-main",
-                "action": ("sign.pdf", "verify.json", "session.start")[seq % 3],
-                "key": "hospital-seal" if seq % 3 == 0 else None,
-                "record_id": f"encounter/{seq}/phiếu-ra-viện",
-                "document_sha256": hashlib.sha256(b"document %d" % seq).hexdigest(),
-                "signature_sha256": hashlib.sha256(b"signed %d" % seq).hexdigest()
-                if seq % 2
-                else None,
-                "outcome": ("ok", "ok", "denied", "error")[seq % 4],
-                "detail": {"level": "B-T", "bytes": 1000 + seq} if seq % 5 else {},
-                "prev_hash": "",
-            }
-        )
-    return rechain(entries)
-
-
-def rechain(entries: list[dict], start: int = 0) -> list[dict]:
-    """Recompute every prev_hash from ``start`` on, as someone rewriting the log would."""
-    for seq in range(start, len(entries)):
-        entries[seq]["prev_hash"] = entry_hash_hex(entries[seq - 1]) if seq else GENESIS_PREV_HASH
-    return entries
-
-
 def checkpoint(entries: list[dict], size: int) -> dict:
     """A checkpoint of the first ``size`` entries, signed by the dev log key and timestamped."""
-    root = root_from_leaves(entry_hash(e) for e in entries[:size])
-    head = entry_hash_hex(entries[size - 1]) if size else GENESIS_PREV_HASH
-    return make_checkpoint(TreeState(size, root, head), ORIGIN, SIGNER.key, SIGNER.timestamper)
-
-
-def export(entries: list[dict], checkpoints: list[dict] = ()) -> list[bytes]:
-    """The export lines: each entry's JCS bytes, then the checkpoints."""
-    return [entry_line(e) for e in entries] + [
-        json.dumps(cp).encode() + b"\n" for cp in checkpoints
-    ]
+    return signed_checkpoint(SIGNER, entries, size)
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +39,45 @@ def chain(pristine) -> list[dict]:
     return copy.deepcopy(pristine)
 
 
-@pytest.fixture(params=[False, True], ids=["fast", "full"])
-def full(request) -> bool:
-    return request.param
+@dataclass
+class Mode:
+    """How the export reaches the verifier: as lines (fast path, or ``full`` parsing every
+    line), or ``parallel``: as a file cut into small pieces checked by forked processes."""
+
+    name: str
+    tmp: Path
 
 
-def test_an_untouched_export_verifies(chain, full, dev_root):
+@pytest.fixture(params=["fast", "full", "parallel"])
+def mode(request, tmp_path, monkeypatch) -> Mode:
+    if request.param == "parallel":
+        monkeypatch.setattr(parallel_scan, "MIN_PIECE", 1500)  # a few entries a piece
+    return Mode(request.param, tmp_path)
+
+
+def check(mode: Mode, lines: list[bytes], *args, **kwargs) -> VerifyReport:
+    """verify_export in the given mode; in ``parallel``, also that the pieces were used."""
+    if mode.name != "parallel":
+        return verify_export(lines, *args, full=mode.name == "full", **kwargs)
+    path = mode.tmp / f"export-{len(list(mode.tmp.iterdir()))}.jsonl"
+    path.write_bytes(b"".join(lines))
+    calls: list[int] = []
+    real = parallel_scan.scan_in_parallel
+
+    def spy(file, workers, *more, **options):
+        calls.append(workers)
+        return real(file, workers, *more, **options)
+
+    with pytest.MonkeyPatch.context() as patch, path.open("rb") as file:
+        patch.setattr(verify_module, "scan_in_parallel", spy)
+        report = verify_export(file, *args, workers=2, **kwargs)
+    assert calls == [2] or not lines
+    return report
+
+
+def test_an_untouched_export_verifies(chain, mode, dev_root):
     cps = [checkpoint(chain, size) for size in (0, 10, 20, 50)]
-    report = verify_export(export(chain, cps), trust=dev_root, full=full)
+    report = check(mode, export(chain, cps), trust=dev_root)
     assert report.ok, report.problem
     assert (report.entries, report.checkpoints_checked, report.first_bad_seq) == (50, 4, None)
     assert report.root_hash == cps[-1]["root_hash"] and report.chain_head == cps[-1]["chain_head"]
@@ -130,9 +119,9 @@ def test_an_export_without_checkpoints_verifies_but_says_what_that_leaves_open(c
         ("detail", {"level": "B-B"}),
     ],
 )
-def test_changing_a_member_of_a_middle_entry_names_that_entry(chain, full, member, value):
+def test_changing_a_member_of_a_middle_entry_names_that_entry(chain, mode, member, value):
     chain[20][member] = value
-    report = verify_export(export(chain), full=full)
+    report = check(mode, export(chain))
     assert not report.ok and report.first_bad_seq == 20
     assert (
         report.problem
@@ -140,124 +129,124 @@ def test_changing_a_member_of_a_middle_entry_names_that_entry(chain, full, membe
     )
 
 
-def test_changing_the_seq_of_a_middle_entry_names_that_entry(chain, full):
+def test_changing_the_seq_of_a_middle_entry_names_that_entry(chain, mode):
     chain[20]["seq"] = 99
-    report = verify_export(export(chain), full=full)
+    report = check(mode, export(chain))
     assert (report.first_bad_seq, report.problem) == (
         20,
         "entry seq 20: its seq member was changed to 99",
     )
 
 
-def test_changing_the_prev_hash_of_a_middle_entry_names_that_entry(chain, full):
+def test_changing_the_prev_hash_of_a_middle_entry_names_that_entry(chain, mode):
     chain[20]["prev_hash"] = "11" * 32
-    report = verify_export(export(chain), full=full)
+    report = check(mode, export(chain))
     assert report.first_bad_seq == 20 and report.problem.startswith(
         "entry seq 20 changed: its prev_hash"
     )
 
 
-def test_changing_the_first_entry_names_it(chain, full):
+def test_changing_the_first_entry_names_it(chain, mode):
     chain[0]["prev_hash"] = "22" * 32
-    assert verify_export(export(chain), full=full).first_bad_seq == 0
+    assert check(mode, export(chain)).first_bad_seq == 0
     chain = rechain(chain)
     chain[0]["actor"] = "intruder"
-    assert verify_export(export(chain), full=full).first_bad_seq == 0
+    assert check(mode, export(chain)).first_bad_seq == 0
 
 
-def test_editing_a_line_by_hand_names_that_entry(chain, full):
+def test_editing_a_line_by_hand_names_that_entry(chain, mode):
     lines = export(chain)
     lines[20] = lines[20].replace(b'"outcome":"ok"', b'"outcome":"denied"')
-    report = verify_export(lines, full=full)
+    report = check(mode, lines)
     assert report.first_bad_seq == 20 and "entry seq 20" in report.problem
 
 
-def test_a_reformatted_line_is_named_and_its_content_said_to_be_unchanged(chain, full):
+def test_a_reformatted_line_is_named_and_its_content_said_to_be_unchanged(chain, mode):
     lines = export(chain)
     lines[20] = json.dumps(chain[20], ensure_ascii=False).encode() + b"\n"
-    report = verify_export(lines, full=full)
+    report = check(mode, lines)
     assert not report.ok and report.first_bad_seq == 20
     assert "not canonical" in report.problem and "content is unchanged" in report.problem
 
 
-def test_an_entry_with_an_extra_member_is_named(chain, full):
+def test_an_entry_with_an_extra_member_is_named(chain, mode):
     chain[20]["patient_name"] = "Nguyễn Văn A"
-    report = verify_export(export(chain), full=full)
+    report = check(mode, export(chain))
     assert report.first_bad_seq == 20 and "unexpected member(s): patient_name" in report.problem
 
 
-def test_a_changed_last_entry_is_caught_only_by_a_checkpoint_covering_it(chain, full):
+def test_a_changed_last_entry_is_caught_only_by_a_checkpoint_covering_it(chain, mode):
     cp49, cp50 = checkpoint(chain, 49), checkpoint(chain, 50)
     chain[49]["outcome"] = "ok" if chain[49]["outcome"] != "ok" else "denied"
-    assert verify_export(export(chain), full=full).ok  # nothing after it commits to it
-    report = verify_export(export(chain), [cp50], full=full)
+    assert check(mode, export(chain)).ok  # nothing after it commits to it
+    report = check(mode, export(chain), [cp50])
     assert not report.ok and report.bad_checkpoint == (50, ORIGIN)
     assert "chain_head is not the entry hash of seq 49" in report.problem
-    report = verify_export(export(chain), [cp49, cp50], full=full)
+    report = check(mode, export(chain), [cp49, cp50])
     assert report.first_bad_seq == 49 and "entry seq 49 was changed" in report.problem
 
 
-def test_a_removed_entry_is_named(chain, full):
+def test_a_removed_entry_is_named(chain, mode):
     del chain[20]
-    report = verify_export(export(chain), full=full)
+    report = check(mode, export(chain))
     assert (report.first_bad_seq, report.problem) == (20, "entry seq 20 missing (removed)")
 
 
-def test_removed_entries_at_the_start_are_named(chain, full):
-    report = verify_export(export(chain[2:]), full=full)
+def test_removed_entries_at_the_start_are_named(chain, mode):
+    report = check(mode, export(chain[2:]))
     assert (report.first_bad_seq, report.problem) == (0, "entries seq 0 to 1 missing (removed)")
 
 
-def test_an_inserted_copy_of_an_entry_is_named(chain, full):
+def test_an_inserted_copy_of_an_entry_is_named(chain, mode):
     lines = export(chain)
     lines.insert(21, lines[20])
-    report = verify_export(lines, full=full)
+    report = check(mode, lines)
     assert report.first_bad_seq == 21 and "entry seq 20 appears again" in report.problem
 
 
-def test_an_inserted_entry_that_links_correctly_is_named(chain, full):
+def test_an_inserted_entry_that_links_correctly_is_named(chain, mode):
     forged = dict(chain[20], seq=21, actor="intruder", prev_hash=entry_hash_hex(chain[20]))
     for entry in chain[21:]:
         entry["seq"] += 1  # renumbered, but not re-hashed
     chain.insert(21, forged)
-    report = verify_export(export(chain), full=full)
+    report = check(mode, export(chain))
     assert (report.first_bad_seq, report.problem) == (
         21,
         "entry seq 21 was inserted: entry seq 22 links to seq 20",
     )
 
 
-def test_two_swapped_neighbours_are_named(chain, full):
+def test_two_swapped_neighbours_are_named(chain, mode):
     lines = export(chain)
     lines[20], lines[21] = lines[21], lines[20]
-    report = verify_export(lines, full=full)
+    report = check(mode, lines)
     assert report.first_bad_seq == 20 and "reordered" in report.problem
 
 
-def test_two_distant_swapped_entries_are_named(chain, full):
+def test_two_distant_swapped_entries_are_named(chain, mode):
     lines = export(chain)
     lines[10], lines[30] = lines[30], lines[10]
-    report = verify_export(lines, full=full)
+    report = check(mode, lines)
     assert (
         report.first_bad_seq == 10 and "entry seq 30 stands where seq 10 belongs" in report.problem
     )
 
 
-def test_two_swapped_entries_with_their_seqs_renumbered_are_named(chain, full):
+def test_two_swapped_entries_with_their_seqs_renumbered_are_named(chain, mode):
     chain[20], chain[21] = chain[21], chain[20]
     chain[20]["seq"], chain[21]["seq"] = 20, 21
-    report = verify_export(export(chain), full=full)
+    report = check(mode, export(chain))
     assert report.first_bad_seq == 20 and "entry seq 20" in report.problem
 
 
-def test_a_rewritten_and_rehashed_log_fails_against_a_checkpoint_made_before(chain, full):
+def test_a_rewritten_and_rehashed_log_fails_against_a_checkpoint_made_before(chain, mode):
     earlier = [checkpoint(chain, size) for size in (8, 20, 40)]
     chain[10]["outcome"] = "error"
     rechain(chain, 11)
-    assert verify_export(export(chain), full=full).ok  # consistent in itself
+    assert check(mode, export(chain)).ok  # consistent in itself
     for report in (
-        verify_export(export(chain), earlier, full=full),  # the auditor's own copies
-        verify_export(export(chain, earlier), full=full),  # left in the export
+        check(mode, export(chain), earlier),  # the auditor's own copies
+        check(mode, export(chain, earlier)),  # left in the export
     ):
         assert not report.ok and report.bad_checkpoint == (20, ORIGIN)
         assert "rewritten and re-hashed" in report.problem
@@ -273,11 +262,11 @@ def test_checkpoints_on_both_sides_of_a_rewritten_entry_name_it(pristine, chain)
     assert report.first_bad_seq == 10 and report.bad_checkpoint == (11, ORIGIN)
 
 
-def test_a_cut_off_tail_fails_against_an_earlier_checkpoint(chain, full):
+def test_a_cut_off_tail_fails_against_an_earlier_checkpoint(chain, mode):
     cps = {size: checkpoint(chain, size) for size in (20, 40, 50)}
     lines = export(chain[:45], [cps[20], cps[40]])  # the last 5 entries and checkpoint 50 gone
-    assert verify_export(lines, full=full).ok
-    report = verify_export(lines, [cps[50]], full=full)
+    assert check(mode, lines).ok
+    report = check(mode, lines, [cps[50]])
     assert not report.ok and report.bad_checkpoint == (50, ORIGIN) and report.first_bad_seq == 45
     assert "entries seq 45 to 49 were cut off (removed)" in report.problem
 
@@ -302,10 +291,10 @@ def test_a_checkpoint_against_an_empty_export_says_everything_was_cut_off(chain)
     ],
     ids=["middle", "stray-object", "truncated-last", "after-checkpoints"],
 )
-def test_a_garbage_line_is_a_clear_problem(chain, full, index, garbage, needle):
+def test_a_garbage_line_is_a_clear_problem(chain, mode, index, garbage, needle):
     lines = export(chain, [checkpoint(chain, 40), checkpoint(chain, 50)])
     lines[index] = garbage
-    report = verify_export(lines, full=full)
+    report = check(mode, lines)
     assert not report.ok and needle in report.problem, report.problem
 
 
