@@ -224,8 +224,14 @@ def parse_once(key: SigningKey) -> None:
     with _PARSE_LOCK:
         if key in _parsed_keys:
             return
-        for cert in (key.info.certificate, *key.info.chain):
-            cert.native  # every field, recursively  # noqa: B018
-            cert.key_identifier, cert.authority_key_identifier, cert.issuer_serial  # noqa: B018
-            cert.subject.human_friendly, cert.sha256, cert.public_key.algorithm  # noqa: B018
+        parse_completely((key.info.certificate, *key.info.chain))
         _parsed_keys.add(key)
+
+
+def parse_completely(certs: Iterable[x509.Certificate]) -> None:
+    """Parse certificates completely, before threads share them (see :func:`parse_once`)."""
+    for cert in certs:
+        cert.native  # every field, recursively  # noqa: B018
+        cert.key_identifier, cert.authority_key_identifier, cert.issuer_serial  # noqa: B018
+        cert.subject.human_friendly, cert.sha256, cert.public_key.algorithm  # noqa: B018
+        cert.self_signed, cert.subject.hashable, cert.issuer.hashable  # noqa: B018

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -27,7 +28,13 @@ from kyso.config import Config
 from kyso.db import Database, create_schema, open_database
 from kyso.errors import CertificateExpired, CertificateNotYetValid, KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
-from kyso.revocation import RevocationChecker, RevocationSources, parse_once, refuse_unless_usable
+from kyso.revocation import (
+    RevocationChecker,
+    RevocationSources,
+    parse_completely,
+    parse_once,
+    refuse_unless_usable,
+)
 from kyso.signer.jades import SignedJson, sign_json
 from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
 from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
@@ -69,6 +76,7 @@ class Kyso:
         self.audit = AuditLog(db)
         self.clients = ClientRegistry(db)
         self._verify_settings = None
+        self._settings_lock = threading.Lock()
         self.tsa: TimestampAuthority | None = None
         if config.tsa.builtin and config.tsa.key in keystore:
             self.tsa = TimestampAuthority(keystore.get(config.tsa.key), policy_oid=config.tsa.policy_oid)
@@ -292,12 +300,14 @@ class Kyso:
     def verify_settings(self):
         from kyso.signer.verify_pdf import VerifySettings
 
-        if self._verify_settings is None:
-            from kyso.keystore.software import load_certificates
+        with self._settings_lock:
+            if self._verify_settings is None:
+                from kyso.keystore.software import load_certificates
 
-            roots = tuple(c for pattern in self.config.trust.roots for c in _glob_certs(pattern, load_certificates))
-            self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
-        return self._verify_settings
+                roots = tuple(c for pattern in self.config.trust.roots for c in _glob_certs(pattern, load_certificates))
+                parse_completely(roots)  # every request thread reads them: asn1crypto parses lazily
+                self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
+            return self._verify_settings
 
     def registered(self, candidates: list[str]) -> dict | None:
         for digest in candidates:

@@ -247,9 +247,11 @@ def _signing_certificate_v2(cert: x509.Certificate) -> cms.CMSAttribute:
     """The signingCertificateV2 attribute naming ``cert`` by SHA-256, issuer and serial."""
     cert_id = {
         # SHA-512, not the DEFAULT SHA-256: a defaulted hashAlgorithm is omitted in DER, and
-        # asn1crypto then marks the parsed ESSCertIDv2 as changed forever, so every embedding
-        # of the token (pyHanko force-re-encodes the whole CMS) costs time exponential in
-        # its depth: tens of seconds per signature. An explicit algorithm avoids that trap.
+        # asn1crypto then marks the parsed ESSCertIDv2 as changed forever, so that dumping
+        # the token object re-encodes it, at a cost exponential in its depth (tens of seconds
+        # when this TSA's own token objects were embedded). Tokens from any TSA are parsed
+        # from their DER and embedded byte for byte (tests/signer/test_tsa.py); ours also
+        # avoid the trap for code that dumps them.
         "hash_algorithm": {"algorithm": "sha512"},
         "cert_hash": hashlib.sha512(cert.dump()).digest(),
         "issuer_serial": {

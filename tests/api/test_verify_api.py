@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from support import Service, corpus_pdfs
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from support import Service, corpus_pdfs, make_config
+
+from kyso.service import Actor, Kyso
 
 PDF = corpus_pdfs()[5].read_bytes()
 
@@ -80,3 +85,23 @@ def test_the_public_page_verifies_without_a_key(service: Service) -> None:
     assert resp.status_code == 200 and resp.json["indication"] == "TOTAL_PASSED"
     entry = service.kyso.audit.entries(after=service.kyso.audit.size() - 2, limit=1)[0]
     assert entry["action"] == "verify.pdf" and entry["actor"] is None
+
+
+def test_threads_verifying_at_once_on_a_fresh_service_all_get_their_report(
+    service: Service, tmp_path
+) -> None:
+    # Every request thread reads the same trust roots (parsed completely before they are
+    # shared: asn1crypto parses lazily and is not thread-safe) and one database.
+    signed = sign_pdf(service, level="B-B").get_data()
+    fresh = Kyso.open(make_config(tmp_path / "fresh"))
+    barrier = threading.Barrier(8)
+
+    def verify(_: int) -> str:
+        barrier.wait()
+        return fresh.verify_pdf(Actor("auditor", "auditor"), signed)["indication"]
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(verify, range(8))) == ["TOTAL_PASSED"] * 8
+    finally:
+        fresh.close()

@@ -25,7 +25,6 @@ from kyso.signer.timestamp import TimestampClient, TimestampSource
 from kyso.signer.tsa import TimestampAuthority
 
 PKI = dev_pki_dir()
-CORPUS = Path("/work/shared/corpus")
 
 
 def asn1_certs(path: Path) -> list[asn1_x509.Certificate]:

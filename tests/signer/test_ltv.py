@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from ltv_support import SHORT_LIVED, LtvPki, ltv_pki
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko_certvalidator import ValidationContext
+from support import CORPUS
 from verifiers import openssl_ts_verify, signatures_of
 
 from kyso.errors import InvalidRequest, RevocationUnavailable
@@ -36,7 +37,7 @@ from kyso.signer.verify_pdf import verify_pdf
 
 __all__ = ["ltv_pki"]  # the fixture, imported for this module
 
-MINIMAL = Path("/work/shared/corpus/pdf/001-trivial/minimal-document.pdf")
+MINIMAL = CORPUS / "pdf/001-trivial/minimal-document.pdf"
 IN_2035 = datetime(2035, 1, 1, tzinfo=UTC)
 IN_2040 = datetime(2040, 1, 1, tzinfo=UTC)
 

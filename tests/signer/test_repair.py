@@ -13,13 +13,14 @@ from pathlib import Path
 import pikepdf
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
+from support import CORPUS as SHARED_CORPUS
 
 from kyso.errors import EncryptedPdf, InvalidPdf
 from kyso.signer import repair
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
 from kyso.signer.repair import rebuild_pdf, repair_pdf
 
-CORPUS = Path("/work/shared/corpus/pdf")
+CORPUS = SHARED_CORPUS / "pdf"
 UNREADABLE = CORPUS / "017-unreadable-meta-data/unreadablemetadata.pdf"
 ENCRYPTED = CORPUS / "005-libreoffice-writer-password/libreoffice-writer-password.pdf"
 GEOTOPO = "009-pdflatex-geotopo/GeoTopo-komprimiert.pdf"  # 117 pages: seconds of pdftotext

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 from pyhanko.pdf_utils.reader import PdfFileReader
+from support import CORPUS
 from verifiers import pdfsig
 
 from kyso.errors import InvalidRequest
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
 
-FOUR_PAGES = Path("/work/shared/corpus/pdf/004-pdflatex-4-pages/pdflatex-4-pages.pdf")
+FOUR_PAGES = CORPUS / "pdf/004-pdflatex-4-pages/pdflatex-4-pages.pdf"
 BOX = (320.0, 90.0, 560.0, 160.0)  # x1, y1, x2, y2 in PDF points, bottom-left origin
 MARGIN = 2  # pixels of anti-aliasing allowed around the box at 72 dpi
 REASON = "Xác nhận kết quả xét nghiệm"

@@ -6,25 +6,34 @@ import asyncio
 import hashlib
 import subprocess
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 
 import pytest
-from asn1crypto import pem, tsp
+from asn1crypto import cms, pem, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
+from support import CORPUS
 
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.errors import ConfigError, InvalidRequest, TokenUnavailable
 from kyso.keystore.base import KeyInfo, Scheme, SigningKey
+from kyso.signer import tsa as tsa_module
+from kyso.signer.pades import PdfSignOptions, async_sign_pdf
+from kyso.signer.report import VerifySettings
+from kyso.signer.timestamp import TimestampClient, TimestampSource
 from kyso.signer.tsa import DEFAULT_POLICY_OID, TimestampAuthority, TimeStampResp
+from kyso.signer.verify_pdf import verify_pdf
 
 PKI = dev_pki_dir()
 ROOT = PKI / "root-ca.cert.pem"
 INTERMEDIATE = PKI / "intermediate-ca.cert.pem"
+MINIMAL = CORPUS / "pdf/001-trivial/minimal-document.pdf"
 
 
 def asn1_certs(path: Path) -> list[asn1_x509.Certificate]:
@@ -336,3 +345,49 @@ def test_pyhanko_validates_the_token_as_intact_valid_and_trusted(tsa: TimestampA
     found = asyncio.run(validate_tst_signed_data(token["content"], context, lambda _alg: digest))
     status = TimestampSignatureStatus(**found)
     assert status.intact and status.valid and status.trusted
+
+
+def test_a_token_naming_its_tsa_by_the_default_sha256_is_embedded_byte_for_byte(
+    monkeypatch,
+) -> None:
+    # Many TSAs name their certificate in ESSCertIDv2 by SHA-256, the DEFAULT, which DER
+    # then omits. asn1crypto marks such a structure changed once it is parsed; a token
+    # re-encoded into the signature would cost time and could lose its signature.
+    def by_default_sha256(cert: asn1_x509.Certificate) -> cms.CMSAttribute:
+        cert_id = {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "cert_hash": hashlib.sha256(cert.dump()).digest(),
+            "issuer_serial": {
+                "issuer": [asn1_x509.GeneralName({"directory_name": cert.issuer})],
+                "serial_number": cert.serial_number,
+            },
+        }
+        return cms.CMSAttribute(
+            {"type": "signing_certificate_v2", "values": [{"certs": [cert_id]}]}
+        )
+
+    monkeypatch.setattr(tsa_module, "_signing_certificate_v2", by_default_sha256)
+    foreign = TimestampAuthority(DevFileKey("tsa"))
+    issued: list[bytes] = []
+
+    def respond(query: bytes) -> bytes:
+        reply = foreign.respond(query)
+        issued.append(TimeStampResp.load(reply)["time_stamp_token"].dump())
+        return reply
+
+    cert_id = tsp.ESSCertIDv2.load(
+        by_default_sha256(foreign.certificate)["values"][0]["certs"][0].dump()
+    )
+    assert cert_id.contents[:1] == b"\x04"  # the certHash comes first: no hashAlgorithm encoded
+
+    timestamper = TimestampClient([TimestampSource("foreign", respond)])
+    options = PdfSignOptions(level="B-T")
+    signed = asyncio.run(
+        async_sign_pdf(MINIMAL.read_bytes(), DevFileKey("hospital-seal"), options, timestamper)
+    )
+    embedded = PdfFileReader(BytesIO(signed.pdf)).embedded_signatures[0]
+    assert issued[-1] in bytes(embedded.pkcs7_content)  # the first one sized the signature
+    report = verify_pdf(
+        signed.pdf, VerifySettings(trust_roots=tuple(asn1_certs(ROOT)), allow_fetching=False)
+    )
+    assert report.indication == "TOTAL_PASSED", report.to_json()

@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import random
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -17,6 +16,7 @@ from cryptography.x509 import load_der_x509_certificate
 from jwcrypto import jwk
 from jwcrypto import jws as jwcrypto_jws
 from jwcrypto.common import JWSEHeaderParameter
+from support import CORPUS
 
 from kyso.canonical import canonical_json
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
@@ -26,7 +26,7 @@ from kyso.keystore.software import load_software_key
 from kyso.signer.jades import b64url, b64url_decode, sign_json
 from kyso.signer.verify_json import verify_json
 
-RECORDS = Path("/work/shared/corpus/records")
+RECORDS = CORPUS / "records"
 PKI = dev_pki_dir()
 
 

@@ -20,6 +20,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko_certvalidator import ValidationContext
+from support import CORPUS as SHARED_CORPUS
 
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.errors import EncryptedPdf, InvalidPdf
@@ -28,7 +29,7 @@ from kyso.signer.pades import PdfSignOptions, async_sign_pdf
 from kyso.signer.report import VerifySettings
 from kyso.signer.verify_pdf import revision_candidates, verify_pdf
 
-CORPUS = "/work/shared/corpus/pdf"
+CORPUS = str(SHARED_CORPUS / "pdf")
 MINIMAL = f"{CORPUS}/001-trivial/minimal-document.pdf"
 ENCRYPTED = f"{CORPUS}/005-libreoffice-writer-password/libreoffice-writer-password.pdf"
 SPEC_MEMBERS = {
