@@ -326,7 +326,8 @@ def audit_verify(export: str, checkpoint_files: tuple[str, ...], trust_files: tu
     for name in report.timestamped_by:
         click.echo(f"checkpoints timestamped by: {name}")
     if report.ok:
-        click.echo(f"OK: {report.entries} entries, {report.checkpoints_checked} checkpoint(s) verified")
+        on = f" ({report.processes} processes)" if report.processes > 1 else ""
+        click.echo(f"OK: {report.entries} entries, {report.checkpoints_checked} checkpoint(s) verified{on}")
         sys.exit(0)
     click.echo(f"FAILED: {report.problem}")
     sys.exit(EXIT_FAILED)

@@ -2,11 +2,24 @@
 
 The app is built in each worker after the fork (never in the master), so every
 worker opens its own database pool and its own PKCS#11 session, as tokens require.
+
+Each worker counts its own requests; so that ``/metrics`` answers for the whole server
+whichever worker it reaches, the workers keep their counters in prometheus_client's
+multiprocess files, in a directory made for this run (or the operator's own
+``PROMETHEUS_MULTIPROC_DIR``) before any worker, or prometheus_client, starts.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from gunicorn.app.base import BaseApplication
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class KysoServer(BaseApplication):
@@ -41,4 +54,20 @@ def run(config_path: str | None, host: str, port: int, workers: int, threads: in
         # Several kyso servers on one host must not share gunicorn's control socket.
         "control_socket_disable": True,
     }
-    KysoServer(config_path, options).run()
+    with _shared_metrics():
+        KysoServer(config_path, options).run()
+
+
+@contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """A fresh directory for the workers' metric files, removed when the server stops."""
+    if os.environ.get(METRICS_DIR):
+        yield  # the operator's, who empties it between runs (prometheus_client's advice)
+        return
+    path = tempfile.mkdtemp(prefix="kyso-metrics-")
+    os.environ[METRICS_DIR] = path
+    try:
+        yield
+    finally:
+        del os.environ[METRICS_DIR]
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,8 +1,9 @@
 """GET /metrics: Prometheus text format.
 
 Requests and latencies by endpoint, signatures by key and level, audit log size.
-Each app has its own registry. Under gunicorn each worker counts its own requests;
-set PROMETHEUS_MULTIPROC_DIR to aggregate them (prometheus_client's multiprocess mode).
+Each app has its own registry. Under ``kyso serve`` PROMETHEUS_MULTIPROC_DIR is set
+(:mod:`kyso.server`): every worker writes its counters there and any worker answers with
+the sum of all (prometheus_client's multiprocess mode).
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ def install(app: Flask) -> None:
 @bp.get("/metrics")
 def metrics_text() -> Response:
     registry = current_app.extensions["kyso_metrics"].registry
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # pragma: no cover - gunicorn deployments
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the counters of every worker
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(_AuditSize(current_app._get_current_object()))  # type: ignore[attr-defined]
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

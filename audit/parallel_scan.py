@@ -68,7 +68,9 @@ def parallel_workers(file: BinaryIO, workers: int | None) -> int:
     """How many processes should check ``file``: below 2, read it line by line.
 
     ``workers`` None decides by the machine and the file: every core this process may use,
-    for a regular file of at least :data:`MIN_BYTES`.
+    for a regular file of at least :data:`MIN_BYTES`, when this process has no other
+    thread (see :meth:`_Worker.fork`). A number asks for that many processes whatever the
+    file's size and the threads: the caller knows its threads hold no lock a child needs.
     """
     try:
         fd = file.fileno()
@@ -78,10 +80,10 @@ def parallel_workers(file: BinaryIO, workers: int | None) -> int:
         return 0
     if not stat.S_ISREG(info.st_mode) or size <= 0:
         return 0
-    if not hasattr(os, "fork") or threading.active_count() > 1:
-        return 0  # see _Worker.fork
+    if not hasattr(os, "fork"):
+        return 0
     if workers is None:
-        if size < MIN_BYTES:
+        if size < MIN_BYTES or threading.active_count() > 1:
             return 0
         workers = (
             len(os.sched_getaffinity(0))
@@ -212,8 +214,10 @@ class _Worker:
     def fork(
         cls, fd: int, bounds: list[tuple[int, int]], queue: int, leaf_file: IO[bytes]
     ) -> _Worker:
-        """Fork a child that checks pieces of ``fd`` taken from ``queue``. Only while this
-        process has one thread: a child forked beside other threads may inherit a lock held."""
+        """Fork a child that checks pieces of ``fd`` taken from ``queue``. A child forked
+        beside other threads inherits any lock one of them held at that moment, held for
+        good; the child only reads, hashes and writes, but the automatic choice
+        (:func:`parallel_workers`) forks only a process that has one thread."""
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: report through the pipe, never return to the caller

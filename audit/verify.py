@@ -59,6 +59,7 @@ class VerifyReport:
     chain_head: str | None = None
     signed_by: list[str] = field(default_factory=list)
     timestamped_by: list[str] = field(default_factory=list)
+    processes: int = 1  # that read the entries (kyso.audit.parallel_scan)
 
 
 def verify_export(
@@ -83,12 +84,13 @@ def verify_export(
 
     A binary file is read in blocks; a regular file is first cut into ``workers`` ranges
     checked in parallel (:mod:`kyso.audit.parallel_scan`). ``workers`` None uses every
-    core for a file of 8 MB or more; 1 reads it in one process.
+    core for a file of 8 MB or more, in a process without other threads; 1 reads it in one
+    process.
     """
     given = [(f"given checkpoint {i + 1}", cp) for i, cp in enumerate(checkpoints)]
     anchors = CheckpointTrust(trust)
     with SpilledTree() as tree:
-        state, batches = None, None
+        state, batches, processes = None, None, 1
         if not full and isinstance(getattr(lines, "read", None) and lines.read(0), bytes):  # type: ignore[attr-defined]
             file = cast(BinaryIO, lines)
             if (processes := parallel_workers(file, workers)) > 1:
@@ -104,7 +106,9 @@ def verify_export(
             lines = itertools.chain.from_iterable(batches)
         scan = ExportScan(iter(lines), tree, progress, full, batches, state)
         scan.run()
-        return _report(scan, tree, given + scan.checkpoints, anchors)
+        report = _report(scan, tree, given + scan.checkpoints, anchors)
+        report.processes = processes if state is not None else 1
+        return report
 
 
 def _report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import stat
 import time
@@ -49,3 +50,18 @@ def test_a_body_over_the_limit_is_refused_from_its_content_length_before_it_is_s
         assert head.startswith(b"HTTP/1.1 413")
         assert b"application/problem+json" in head
         assert b'"payload_too_large"' in body
+
+
+def test_metrics_count_the_requests_of_every_worker(tmp_path: Path) -> None:
+    with kyso_serve(tmp_path, "--workers", "3", "--threads", "2") as (url, _proc, _log):
+        for _ in range(40):  # a new connection each: gunicorn spreads them over the workers
+            with urllib.request.urlopen(url + "/healthz", timeout=10) as r:
+                assert r.status == 200
+        counts = []
+        for _ in range(6):
+            with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+                text = r.read().decode()
+            assert "kyso_audit_entries" in text
+            found = re.findall(r'kyso_http_requests_total\{[^}]*endpoint="([^"]+)"[^}]*\} ([0-9.e+]+)', text)
+            counts.append(sum(float(v) for name, v in found if name.endswith("healthz")))
+    assert min(counts) >= 40, counts  # one worker alone saw about a third of them
