@@ -20,51 +20,37 @@ Nothing is invented. A rebuild that could not recover everything (fewer pages th
 document counts, destroyed or undecodable content streams, resources or annotations that
 point at destroyed objects) lists its losses, and :func:`repair_pdf` refuses it unless
 the caller accepts them: kyso would otherwise attest to an incomplete record.
+
+The page tree is rebuilt by :mod:`kyso.signer.repair_pages`; what the pages lost of
+what they draw is found by :mod:`kyso.signer.repair_losses`.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 
 import pikepdf
 
 from kyso.errors import EncryptedPdf, InvalidPdf
+from kyso.signer.repair_losses import content_losses, inflate
+from kyso.signer.repair_pages import RebuiltPage, hang_pages, page_order, parent_node, record_of
 
 MAX_OBJECTS = 200_000  # object headers a salvage indexes; more is hostile
 MAX_OBJECT_NUMBER = 8_388_607  # ISO 32000-1 Annex C
-MAX_DEPTH = 64  # page-tree levels and /Parent links followed
-MAX_WALK = 200_000  # objects the content check visits in one document
-MAX_DECODED = 64 << 20  # decoded bytes of one content stream the check inflates
-INHERITABLE = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
 _WS = rb"[\0\t\n\f\r ]"
 _OBJ = re.compile(rb"(?<![0-9])(\d{1,7})" + _WS + rb"+(\d{1,5})" + _WS + rb"+obj\b")
 _REF = rb"(\d{1,7})" + _WS + rb"+(\d{1,5})" + _WS + rb"+R\b"
 _ROOT = re.compile(rb"/Root" + _WS + b"*" + _REF)
 _INFO = re.compile(rb"/Info" + _WS + b"*" + _REF)
 _ENCRYPT = re.compile(rb"/Encrypt" + _WS + rb"*(?:<<|" + _REF + rb")")
-_NULL_OK = {"/DecodeParms", "/DP"}  # null is meaningful there: [null <<...>>]
 # Keys that lead away from what a page draws: damage behind them loses no content.
-_SKIP = {"/Parent", "/P", "/PieceInfo", "/Metadata", "/Thumb", "/StructParent", "/StructParents"}
 _ENCRYPTED = (
     "the PDF is encrypted (it has an /Encrypt dictionary, even if its user password is empty); "
     "remove the encryption before signing a record"
 )
-Box = tuple[float, float, float, float]
 Entry = tuple[int, int, int, int]  # xref type, field 2, field 3, file position (later wins)
-
-
-@dataclass(frozen=True)
-class RebuiltPage:
-    """One page of a rebuilt file and where its size came from."""
-
-    number: int  # 1-based position in the rebuilt file
-    obj: int  # object number of the page in the damaged file
-    media_box: Box
-    box_source: str
 
 
 @dataclass(frozen=True)
@@ -106,7 +92,7 @@ def rebuild_pdf(data: bytes) -> Rebuild:
             raise EncryptedPdf(_ENCRYPTED)
         if len(pdf.pages) == 0:
             return _salvage(data, "its page tree holds no pages")
-        pages = [(_record(i, p.obj, "the page tree"), p.obj) for i, p in enumerate(pdf.pages, 1)]
+        pages = [(record_of(i, p.obj, "the page tree"), p.obj) for i, p in enumerate(pdf.pages, 1)]
         losses = content_losses(pages, orphans=set())
         return Rebuild(_save(pdf, len(pages)), "qpdf", tuple(r for r, _ in pages), tuple(losses))
 
@@ -133,7 +119,7 @@ def _save(pdf: pikepdf.Pdf, page_count: int) -> bytes:
 
 
 @dataclass
-class _Found:
+class Survivors:
     """What survives of a damaged file, read through a fresh xref."""
 
     pdf: pikepdf.Pdf
@@ -206,7 +192,7 @@ def _packed(pdf: pikepdf.Pdf, entries: dict[int, Entry]) -> dict[int, Entry]:
         if not (isinstance(n, int) and isinstance(first, int) and 0 < n and 0 < first < 1 << 24):
             continue
         try:
-            head = (_inflate(stream, keep=first, limit=first) or b"").split()
+            head = (inflate(stream, keep=first, limit=first) or b"").split()
         except ValueError:
             continue
         for i, member in enumerate(head[0 : 2 * min(n, len(head) // 2) : 2]):
@@ -215,7 +201,7 @@ def _packed(pdf: pikepdf.Pdf, entries: dict[int, Entry]) -> dict[int, Entry]:
     return packed
 
 
-def _survey(data: bytes, why: str) -> _Found:
+def _survey(data: bytes, why: str) -> Survivors:
     """Index and classify every object that survives in ``data``."""
     entries = _scan(data)
     if not entries:
@@ -228,7 +214,7 @@ def _survey(data: bytes, why: str) -> _Found:
             if num not in entries or entry[3] > entries[num][3]:
                 entries[num] = entry  # the newer of a loose and a packed definition
         pdf = _indexed(data, entries)
-    found = _Found(pdf)
+    found = Survivors(pdf)
     first_at = min(e[3] for e in entries.values())
     for num, entry in entries.items():
         obj = _get(pdf, num, entry)
@@ -270,11 +256,11 @@ def _salvage(data: bytes, why: str) -> Rebuild:
         if isinstance(old_root, pikepdf.Dictionary) and isinstance(old_root.get("/Count"), int):
             found.counts["its page tree"] = int(old_root.Count)
         losses: list[str] = []
-        order = _page_order(found, losses)
+        order = page_order(found, losses)
         if not order:
             raise InvalidPdf(f"the PDF cannot be read or repaired ({why}) and no page survives")
-        orphans = {n for n in order if _parent_node(found, n) is None}
-        root, pages = _hang_pages(found, order, losses)
+        orphans = {n for n in order if parent_node(found, n) is None}
+        root, pages = hang_pages(found, order, losses)
         for source, count in found.counts.items():
             if count > len(pages):
                 losses.insert(0, f"only {len(pages)} of its {count} pages survive ({source})")
@@ -289,226 +275,3 @@ def _salvage(data: bytes, why: str) -> Rebuild:
         losses += content_losses(pages, orphans)
         records = tuple(r for r, _ in pages)
         return Rebuild(_save(pdf, len(records)), "page tree", records, tuple(losses))
-
-
-def _page_order(found: _Found, losses: list[str]) -> list[int]:
-    """Object numbers of the surviving pages in document order (rule in the module doc)."""
-    listed = {kid for node in list(found.nodes.values()) for kid in _kids(node)}
-    groups: list[list[int]] = []
-    placed: set[int] = set()
-    for top in sorted(n for n in found.nodes if n not in listed):
-        group = [p for p in _tree_pages(found, top, losses) if p not in placed]
-        placed.update(group)
-        groups.append(group)
-    for num in sorted(found.pages):
-        node = _parent_node(found, num)
-        if num not in placed and (node is None or num in _kids(node)):
-            groups.append([num])
-
-    def rank(page: int) -> tuple[int, int]:
-        return (0 if page == found.first_page else 1, page)
-
-    groups.sort(key=lambda g: min(map(rank, g), default=(2, 0)))
-    return [page for group in groups for page in group]
-
-
-def _kids(node: pikepdf.Dictionary) -> dict[int, pikepdf.Dictionary]:
-    """A page-tree node's /Kids that still exist, by object number, in order."""
-    kids = node.get("/Kids")
-    if not isinstance(kids, pikepdf.Array):
-        return {}
-    return {k.objgen[0]: k for k in kids if isinstance(k, pikepdf.Dictionary) and k.is_indirect}
-
-
-def _parent_node(found: _Found, page: int) -> pikepdf.Dictionary | None:
-    """The surviving page-tree node a page names as its /Parent."""
-    parent = found.pages[page].get("/Parent")
-    if isinstance(parent, pikepdf.Dictionary) and parent.is_indirect:
-        return found.nodes.get(parent.objgen[0])
-    return None
-
-
-def _tree_pages(found: _Found, top: int, losses: list[str]) -> list[int]:
-    """The pages under a surviving page-tree node, depth first in /Kids order."""
-    pages: list[int] = []
-    seen: set[int] = set()
-    stack = [(top, 0)]
-    while stack:
-        num, depth = stack.pop()
-        if num in seen or depth > MAX_DEPTH:
-            continue
-        seen.add(num)
-        if (node := found.nodes.get(num)) is None:
-            if num in found.pages:
-                pages.append(num)
-            continue
-        if dead := sum(1 for kid in node.get("/Kids", []) if kid is None):
-            losses.append(f"page-tree node {num} lists {dead} destroyed kid(s)")
-        kids = _kids(node)
-        for kid, obj in kids.items():  # a node's kid is a page even without /Type /Page
-            if kid not in found.nodes and obj.get("/Type") in (None, "/Page"):
-                found.pages.setdefault(kid, obj)
-        stack.extend((kid, depth + 1) for kid in reversed(kids))
-    return pages
-
-
-def _hang_pages(found: _Found, order: list[int], losses: list[str]):
-    """Hang the pages in ``order`` from a new page-tree root: ``(root, [(record, page)])``."""
-    objs = [found.pages[num] for num in order]
-    sources = [_settle(obj) for obj in objs]
-    root = found.pdf.make_indirect(
-        pikepdf.Dictionary(Type=pikepdf.Name.Pages, Kids=pikepdf.Array(objs), Count=len(objs))
-    )
-    pages: list[tuple[RebuiltPage, pikepdf.Object]] = []
-    for i, (obj, source) in enumerate(zip(objs, sources, strict=True), 1):
-        if source is None:
-            sizes = [b for b in (_box(o.get("/MediaBox")) for o in objs) if b]
-            donor = pages[-1][0].media_box if pages else (sizes[0] if sizes else None)
-            if donor is None:
-                raise InvalidPdf("the PDF cannot be repaired: no surviving page has a size")
-            obj.MediaBox = pikepdf.Array(donor)
-            source = "the previous page's MediaBox (its own size is lost)"
-            losses.append(f"page {i} (object {obj.objgen[0]}) has lost its size")
-        obj.Parent = root
-        pages.append((_record(i, obj, source), obj))
-    return root, pages
-
-
-def _inherited(page: pikepdf.Object) -> dict[str, tuple[int, pikepdf.Object]]:
-    """Inheritable attributes the page lacks, from its nearest surviving ancestor that has
-    them: key -> (ancestor's object number, value)."""
-    found: dict[str, tuple[int, pikepdf.Object]] = {}
-    node, seen = page.get("/Parent"), set[tuple[int, int]]()
-    while isinstance(node, pikepdf.Dictionary) and node.objgen not in seen:
-        if len(seen) >= MAX_DEPTH:
-            break
-        seen.add(node.objgen)
-        for key in INHERITABLE:
-            value = node.get(key)
-            if key not in found and page.get(key) is None and value is not None:
-                found[key] = (node.objgen[0], value)
-        node = node.get("/Parent")
-    return found
-
-
-def _settle(page: pikepdf.Dictionary) -> str | None:
-    """Copy inherited attributes into the page and give it a MediaBox; says where the
-    box came from (None: nowhere)."""
-    source = "its own MediaBox" if _box(page.get("/MediaBox")) else None
-    for key, (node, value) in _inherited(page).items():
-        page[key] = value
-        if key == "/MediaBox" and _box(value):
-            source = f"the MediaBox inherited from page-tree node {node}"
-    if source is None and _box(page.get("/CropBox")):
-        page.MediaBox = page.CropBox  # viewers showed the crop; nothing beyond it is known
-        source = "its CropBox (its MediaBox was inherited from the lost page tree)"
-    return source
-
-
-def _box(value: object) -> Box | None:
-    """A rectangle with an area, as four floats."""
-    if not isinstance(value, pikepdf.Array) or len(value) != 4:
-        return None
-    try:
-        x1, y1, x2, y2 = (float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return (x1, y1, x2, y2) if x1 != x2 and y1 != y2 else None
-
-
-def _record(number: int, page: pikepdf.Object, source: str) -> RebuiltPage:
-    """What the rebuild says about one page."""
-    box = _box(pikepdf.Page(page).mediabox) or (0.0, 0.0, 0.0, 0.0)
-    return RebuiltPage(number, page.objgen[0], box, source)
-
-
-# --- what the pages draw -----------------------------------------------------------------
-
-
-def content_losses(
-    pages: Sequence[tuple[RebuiltPage, pikepdf.Object]], orphans: set[int]
-) -> list[str]:
-    """Damage to what the pages draw: destroyed or undecodable content streams, resources
-    and annotations that point at destroyed objects, and resources lost with the page
-    tree by ``orphans`` (pages whose parent is lost)."""
-    losses: list[str] = []
-    seen: set[tuple[int, int]] = set()
-    budget = [MAX_WALK]
-    for record, page in pages:
-        entries = dict(page.items())  # keeps, as None, keys whose object is destroyed
-        contents: object = entries.get("/Contents", [])
-        streams = list(contents) if isinstance(contents, pikepdf.Array | list) else [contents]
-        problems = [p for p in map(_stream_damage, streams) if p]
-        resources = entries.get("/Resources", _inherited(page).get("/Resources", (0, None))[1])
-        if isinstance(resources, pikepdf.Dictionary):
-            if dead := _dangling(resources, seen, budget):
-                problems.append(f"its resources {', '.join(dead[:6])} are destroyed")
-        elif streams and ("/Resources" in entries or record.obj in orphans):
-            problems.append("its resources are lost")
-        annots = entries.get("/Annots")
-        if isinstance(annots, pikepdf.Array) and any(a is None for a in annots):
-            problems.append("some of its annotations are destroyed")
-        if problems:
-            losses.append(f"page {record.number} (object {record.obj}): {'; '.join(problems)}")
-    return losses
-
-
-def _stream_damage(stream: object) -> str | None:
-    """What is wrong with one content stream, if anything."""
-    if not isinstance(stream, pikepdf.Stream):
-        return "a content stream is destroyed"
-    try:
-        _inflate(stream, keep=0, limit=MAX_DECODED)
-    except ValueError as exc:
-        return f"a content stream is damaged ({exc})"
-    return None
-
-
-def _dangling(top: pikepdf.Dictionary, seen: set[tuple[int, int]], budget: list[int]) -> list[str]:
-    """Names under ``top`` whose objects are destroyed (null where an object was)."""
-    dead: set[str] = set()
-    stack: list[tuple[pikepdf.Object, str, int]] = [(top, "", 0)]
-    while stack and budget[0] > 0:
-        obj, path, depth = stack.pop()
-        if obj.is_indirect:
-            if obj.objgen in seen:
-                continue
-            seen.add(obj.objgen)
-        budget[0] -= 1
-        if isinstance(obj, pikepdf.Stream):
-            obj = obj.stream_dict
-        items = obj.items() if isinstance(obj, pikepdf.Dictionary) else (("", v) for v in obj)
-        for key, value in items:
-            name = path + key if depth < 2 else path
-            if key in _SKIP or key in _NULL_OK:
-                continue
-            if value is None:
-                dead.add(name or "[]")
-            elif isinstance(value, pikepdf.Dictionary | pikepdf.Array | pikepdf.Stream):
-                stack.append((value, name, depth + 1))
-    return sorted(dead)
-
-
-def _inflate(stream: pikepdf.Stream, keep: int, limit: int) -> bytes | None:
-    """The first ``keep`` decoded bytes of an unfiltered or /FlateDecode stream, having
-    decoded at most ``limit`` bytes, so that no stream is inflated without bound; None for
-    other filters; ValueError if the data are damaged."""
-    filters = stream.get("/Filter")
-    names = list(filters) if isinstance(filters, pikepdf.Array) else [filters] if filters else []
-    raw = stream.read_raw_bytes()
-    if not names:
-        return raw[:keep]
-    if names != ["/FlateDecode"]:
-        return None
-    inflater, head, total = zlib.decompressobj(), b"", 0
-    try:
-        while raw and total < max(limit, 1) and not inflater.eof:
-            chunk = inflater.decompress(raw, 1 << 20)
-            raw = inflater.unconsumed_tail
-            if not chunk:
-                break
-            head += chunk[: max(0, keep - len(head))]
-            total += len(chunk)
-    except zlib.error as exc:
-        raise ValueError(str(exc)) from None
-    return head

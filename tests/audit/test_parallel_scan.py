@@ -87,7 +87,9 @@ def test_a_changed_entry_in_any_piece_is_named_as_the_line_by_line_scan_names_it
     assert same_but_in_pieces(verify(path, 2), alone)
 
 
-@pytest.mark.parametrize("how", ["removed", "inserted", "swapped", "blank", "rehashed"])
+@pytest.mark.parametrize(
+    "how", ["removed", "inserted", "swapped", "blank", "crlf", "entries-after-checkpoints", "rehashed"]
+)
 def test_each_kind_of_tampering_gives_the_same_report_in_pieces(pristine, tmp_path, how):
     chain, cps = pristine
     chain = [dict(entry) for entry in chain]
@@ -100,12 +102,17 @@ def test_each_kind_of_tampering_gives_the_same_report_in_pieces(pristine, tmp_pa
         lines[333], lines[334] = lines[334], lines[333]
     elif how == "blank":
         lines.insert(333, b"\n")
+    elif how == "crlf":
+        lines = [line.replace(b"\n", b"\r\n") for line in lines]
+    elif how == "entries-after-checkpoints":
+        lines = export(chain[:300], cps[:3]) + export(chain[300:])
     else:
         chain[333]["actor"] = "intruder"
         lines = export(rechain(chain, 334), cps)
     path = write(tmp_path / "audit.jsonl", lines)
     alone = verify(path, 1)
     assert alone.ok == (how == "blank"), alone.problem
+    assert how != "crlf" or "not canonical" in alone.problem
     assert same_but_in_pieces(verify(path, 2), alone)
 
 
