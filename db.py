@@ -87,7 +87,7 @@ signatures = Table(
     Column("audit_seq", BigInteger, primary_key=True, autoincrement=False),
     Column("record_id", String(1024), index=True),
     Column("time", String(32), nullable=False),
-    Column("key", String(200), nullable=False),
+    Column("key", String(200)),  # NULL for an extension: no key alias of ours signed it
     Column("kind", String(8), nullable=False),  # pdf | json
     Column("level", String(8), nullable=False),
     Column("document_sha256", String(64), nullable=False),

@@ -382,7 +382,7 @@ def register_signature(conn: Connection, appended: AppendedEntry, kind: str, lev
             audit_seq=appended.seq,
             record_id=e["record_id"],
             time=e["time"],
-            key=e["key"] or "",  # an extension is signed by no key alias of ours
+            key=e["key"],  # None for an extension: no key alias of ours signed it
             kind=kind,
             level=level,
             document_sha256=e["document_sha256"],

@@ -229,7 +229,7 @@ def test_the_second_archive_timestamp_covers_the_validation_data_of_the_first(ex
 def test_extensions_are_audited_and_listed_with_the_record(extended, ltv_service: Service) -> None:
     rows = ltv_service.kyso.audit.record_signatures("archive/7")
     assert [(r["level"], r["key"]) for r in rows] == [
-        ("B-T", "hospital-seal"), ("B-LT", ""), ("B-LTA", ""), ("B-LTA", ""),
+        ("B-T", "hospital-seal"), ("B-LT", None), ("B-LTA", None), ("B-LTA", None),
     ]  # fmt: skip
     assert rows[-1]["signature_sha256"] == hashlib.sha256(extended[-1]).hexdigest()
     assert rows[-1]["document_sha256"] == hashlib.sha256(extended[-2]).hexdigest()

@@ -6,18 +6,21 @@ import subprocess
 import sys
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from kyso.audit.entry import GENESIS_PREV_HASH
 from kyso.db import (
+    alembic_config,
     audit_head,
     create_schema,
     head_revision,
     metadata,
     open_database,
     schema_revision,
+    signatures,
 )
 
 
@@ -84,5 +87,41 @@ def test_a_database_made_before_alembic_is_adopted(url):
         assert schema_revision(db) is None
         create_schema(db)
         assert schema_revision(db) == head_revision()
+    finally:
+        db.dispose()
+
+
+def test_an_extension_registered_under_0001_names_no_key_after_the_upgrade(url):
+    db = open_database(url)
+    row = {"time": "2026-01-01T00:00:00.000000Z", "kind": "pdf", "document_sha256": "a" * 64}
+    try:
+        with db.writer.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+            conn.execute(
+                insert(signatures),
+                [
+                    {
+                        **row,
+                        "audit_seq": 0,
+                        "key": "hospital-seal",
+                        "level": "B-T",
+                        "signature_sha256": "b" * 64,
+                    },
+                    {
+                        **row,
+                        "audit_seq": 1,
+                        "key": "",
+                        "level": "B-LTA",
+                        "signature_sha256": "c" * 64,
+                    },
+                ],
+            )
+        assert schema_revision(db) == "0001"
+        create_schema(db)
+        assert schema_revision(db) == head_revision()
+        with db.reader.connect() as conn:
+            keys = conn.execute(select(signatures.c.key).order_by(signatures.c.audit_seq)).scalars()
+            assert list(keys) == ["hospital-seal", None]
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     finally:
         db.dispose()
