@@ -99,7 +99,6 @@ def scan_in_parallel(
     tree: SpilledTree,
     progress: Callable[[int], None] | None = None,
     meanwhile: Callable[[], None] | None = None,
-    smallest: int | None = None,
 ) -> ChainState:
     """Check ``file`` from its current position with ``workers`` processes (this one and
     ``workers - 1`` forked ones); put the leaves of the entries taken into ``tree`` and
@@ -107,7 +106,7 @@ def scan_in_parallel(
     while the forked ones start on the pieces."""
     fd, start = file.fileno(), file.tell()
     end = os.fstat(fd).st_size
-    smallest = max(MIN_PIECE if smallest is None else smallest, (end - start) // _MAX_PIECES + 1)
+    smallest = max(MIN_PIECE, (end - start) // _MAX_PIECES + 1)
     bounds = _cut(fd, start, end, workers, smallest)  # at most _MAX_PIECES: the queue fits its pipe
     with ExitStack() as stack:
         queue_read, queue_write = os.pipe()

@@ -96,9 +96,12 @@ def verify_export(
             if (processes := parallel_workers(file, workers)) > 1:
 
                 def precheck() -> None:  # while the other processes start on the entries
-                    for _, cp in given + trailing_checkpoints(file):
-                        if not checkpoint_problems(cp):
-                            verify_checkpoint_signature(cp, anchors)
+                    try:
+                        for _, cp in given + trailing_checkpoints(file):
+                            if not checkpoint_problems(cp):
+                                verify_checkpoint_signature(cp, anchors)
+                    except Exception:  # noqa: BLE001 - only saves time: _report checks them all again
+                        pass
 
                 state = scan_in_parallel(file, processes, tree, progress, meanwhile=precheck)
                 file.seek(state.offset)
