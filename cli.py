@@ -380,6 +380,22 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo(f"schema at revision {after} (was {before or 'empty'}): {where}")
 
 
+@db.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def db_backup(ctx: click.Context, target: Path) -> None:
+    """Copy the embedded SQLite database to TARGET while the service runs (a consistent
+    snapshot, checked before it is put in place). PostgreSQL: use pg_dump."""
+    from kyso.backup import backup_sqlite
+
+    try:
+        done = backup_sqlite(_config(ctx).db_url, target)
+    except (KysoError, OSError) as exc:
+        click.echo(f"kyso: no backup made: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"backup {done.path}: {done.bytes} bytes, {done.entries} audit entries, chain head {done.head_hash}")
+
+
 from kyso.cli_token import token  # noqa: E402
 
 main.add_command(token)
