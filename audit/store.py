@@ -327,13 +327,21 @@ class AuditLog:
             return [json.loads(r.canonical) for r in rows]
 
     def export_lines(self, batch: int = 1000) -> Iterator[bytes]:
-        """The whole log as JSON Lines: entries (the exact hashed bytes), then checkpoints."""
+        """The log as JSON Lines: entries (the exact hashed bytes), then checkpoints.
+
+        The export is the log as it stood when it began: the entries below the size read
+        then, and the checkpoints of at most that size. Entries and checkpoints written
+        while it streams are left for the next export; a checkpoint beyond the exported
+        entries would otherwise say that they were cut off.
+        """
+        with self.db.reader.connect() as conn:
+            size = self._size(conn)
         after = -1
-        while True:
+        while after + 1 < size:
             with self.db.reader.connect() as conn:
                 rows = conn.execute(
                     select(audit_entries.c.seq, audit_entries.c.canonical)
-                    .where(audit_entries.c.seq > after)
+                    .where(audit_entries.c.seq > after, audit_entries.c.seq < size)
                     .order_by(audit_entries.c.seq)
                     .limit(batch)
                 ).all()
@@ -343,7 +351,12 @@ class AuditLog:
                 yield r.canonical.encode("utf-8") + b"\n"
             after = rows[-1].seq
         with self.db.reader.connect() as conn:
-            for r in conn.execute(select(checkpoints.c.document).order_by(checkpoints.c.tree_size)):
+            documents = conn.execute(
+                select(checkpoints.c.document)
+                .where(checkpoints.c.tree_size <= size)
+                .order_by(checkpoints.c.tree_size)
+            )
+            for r in documents:
                 yield r.document.encode("utf-8") + b"\n"
 
     def record_signatures(self, record_id: str) -> list[dict[str, Any]]:

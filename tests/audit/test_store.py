@@ -173,6 +173,22 @@ def test_the_export_holds_entries_then_checkpoints_and_verifies_against_the_dev_
     assert report.ok and report.checkpoints_checked == count and report.notes == []
 
 
+def test_an_export_is_the_log_as_it_stood_when_it_began(open_kyso, dev_root):
+    kyso = open_kyso(checkpoint_every=1000, checkpoint_seconds=3600)
+    append(kyso, 7)
+    checkpointer_for(kyso).checkpoint()
+    lines = kyso.audit.export_lines(batch=3)
+    head = [next(lines) for _ in range(4)]
+    append(kyso, 5)  # while the export streams: more entries, and a checkpoint of them
+    checkpointer_for(kyso).checkpoint()
+    exported = head + list(lines)
+    report = verify_export(exported, trust=dev_root)
+    assert report.ok, report.problem
+    assert (report.entries, report.checkpoints_checked) == (7, 1)
+    later = list(kyso.audit.export_lines())
+    assert later[:7] == exported[:7] and verify_export(later, trust=dev_root).entries == 12
+
+
 def test_checkpoints_are_due_every_n_entries_and_after_t_seconds(open_kyso):
     kyso = open_kyso(checkpoint_every=5, checkpoint_seconds=60)
     checkpointer = checkpointer_for(kyso)
