@@ -27,7 +27,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, BinaryIO
 
 from kyso.audit.entry import GENESIS_PREV_HASH
@@ -53,6 +53,7 @@ class ChainState:
     prev2_hex: bytes  # of seq count-2
     last_line: bytes  # the line of seq count-1
     offset: int  # byte offset of the next line in the file
+    processes: int = 1  # that read the pieces
 
 
 @dataclass
@@ -119,7 +120,10 @@ def scan_in_parallel(
         ]
         children: list[_Worker] = []
         for leaf_file in leaf_files[1:]:
-            children.append(_Worker.fork(fd, bounds, queue_read, leaf_file))
+            try:
+                children.append(_Worker.fork(fd, bounds, queue_read, leaf_file))
+            except OSError:  # no more processes: this one takes what they would have
+                break
             stack.callback(children[-1].stop)
         for child in children:  # threads only once every child is forked
             child.listen()
@@ -143,7 +147,7 @@ def scan_in_parallel(
         for child in children:
             for index, (result, offset) in child.finish(lambda: report(0)).items():
                 pieces[index] = _Piece(result, child.leaf_file, offset)
-        return _stitch(bounds, pieces, tree)
+        return replace(_stitch(bounds, pieces, tree), processes=1 + len(children))
 
 
 def _cut(fd: int, start: int, end: int, workers: int, smallest: int) -> list[tuple[int, int]]:

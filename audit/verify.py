@@ -90,7 +90,7 @@ def verify_export(
     given = [(f"given checkpoint {i + 1}", cp) for i, cp in enumerate(checkpoints)]
     anchors = CheckpointTrust(trust)
     with SpilledTree() as tree:
-        state, batches, processes = None, None, 1
+        state, batches = None, None
         if not full and isinstance(getattr(lines, "read", None) and lines.read(0), bytes):  # type: ignore[attr-defined]
             file = cast(BinaryIO, lines)
             if (processes := parallel_workers(file, workers)) > 1:
@@ -110,7 +110,7 @@ def verify_export(
         scan = ExportScan(iter(lines), tree, progress, full, batches, state)
         scan.run()
         report = _report(scan, tree, given + scan.checkpoints, anchors)
-        report.processes = processes if state is not None else 1
+        report.processes = state.processes if state is not None else 1
         return report
 
 

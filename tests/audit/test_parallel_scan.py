@@ -224,3 +224,15 @@ def test_kyso_audit_verify_reads_an_export_of_8_mb_on_every_core(log_signer, tmp
     write(path, lines)
     result = kyso_audit_verify()
     assert result.returncode == 1 and "FAILED: entry seq 14444" in result.stdout, result.stdout
+
+
+def test_when_no_process_can_be_forked_this_one_checks_every_piece(pristine, tmp_path, monkeypatch):
+    chain, cps = pristine
+    path = write(tmp_path / "audit.jsonl", export(chain, cps))
+    alone = verify(path, 1)
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parallel_scan.os, "fork", no_fork)
+    assert verify(path, 3) == alone  # in pieces, all read by this process
