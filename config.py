@@ -71,6 +71,12 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    client_per_minute: int = 0  # calls a minute per API client; 0: no limit
+    public_per_minute: int = 60  # per remote address: TSA, verification page, failed API keys
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("var")
     database_url: str | None = None
@@ -85,6 +91,7 @@ class Config:
     tsa: TsaConfig = field(default_factory=TsaConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     @property
     def db_url(self) -> str:
@@ -150,6 +157,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         "tsa": _build(TsaConfig, raw.pop("tsa", {}), "[tsa]"),
         "trust": _build(TrustConfig, raw.pop("trust", {}), "[trust]"),
         "audit": _build(AuditConfig, raw.pop("audit", {}), "[audit]"),
+        "limits": _build(LimitsConfig, raw.pop("limits", {}), "[limits]"),
     }
     keys = tuple(_build(KeyConfig, k, f"[[keys]] #{i + 1}") for i, k in enumerate(raw.pop("keys", [])))
     if "KYSO_DATA_DIR" in env:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
+from kyso.api.limits import limit, limit_address
 from kyso.clients import Client
 from kyso.errors import Forbidden, KeyNotGranted, Unauthorized
 
@@ -41,7 +42,12 @@ def endpoint(action: str | None, *roles: str) -> Callable[[F], F]:
             g.action = action
             g.audit = {}
             if roles:
-                g.client = current_client()
+                try:
+                    g.client = current_client()
+                except Unauthorized:
+                    limit_address()  # each failure costs an audit entry: not without end
+                    raise
+                limit("client", g.client.name, f"client {g.client.name!r}")
                 if g.client.role not in roles:
                     raise Forbidden(
                         f"client {g.client.name!r} has role {g.client.role!r}; this call needs {' or '.join(roles)}"

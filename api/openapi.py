@@ -11,7 +11,7 @@ from kyso import __version__
 bp = Blueprint("openapi", __name__)
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
-_AUTH_ERRORS = {"401": _PROBLEM, "403": _PROBLEM}
+_AUTH_ERRORS = {"401": _PROBLEM, "403": _PROBLEM, "429": _PROBLEM}
 
 
 def _op(summary: str, roles: str | None, ok: dict[str, Any], errors: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
@@ -68,9 +68,9 @@ def document() -> dict[str, Any]:
             "/metrics": {"get": _op("Prometheus metrics", None, {"description": "text/plain exposition format"})},
             "/tsa": {"post": _op("Built-in RFC 3161 TSA", None,
                                  {"description": "TimeStampResp", "content": {"application/timestamp-reply": {}}},
-                                 ("404", "415"), requestBody={"content": {"application/timestamp-query": {}}})},
+                                 ("404", "415", "429"), requestBody={"content": {"application/timestamp-query": {}}})},
             "/": {"get": _op("Verification page (Vietnamese and English)", None, {"description": "HTML"})},
-            "/page/verify": {"post": _op("Verification for the public page", None, _json(_REPORT), ("400", "404", "413"),
+            "/page/verify": {"post": _op("Verification for the public page", None, _json(_REPORT), ("400", "404", "413", "429"),
                                          requestBody={"content": {"application/pdf": {}, "application/json": {}}})},
             "/api/v1/openapi.json": {"get": _op("This document", None, _json())},
             "/api/v1/keys": {"get": _op("Key aliases the caller may use", "his, admin", _json())},
@@ -113,7 +113,7 @@ def document() -> dict[str, Any]:
                                    "documents": {"type": "array", "items": {"type": "object"}}}}}}}),
                 "responses": {"201": _json(description="Created: id, expires_at, documents[record_id, data_to_sign, digest, algorithm]"),
                               "400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "409": _PROBLEM, "413": _PROBLEM,
-                              "422": _PROBLEM, "503": _PROBLEM}}},
+                              "422": _PROBLEM, "429": _PROBLEM, "503": _PROBLEM}}},
             "/api/v1/signing-sessions/{session_id}/complete": {"post": _op(
                 "Complete a signing session with the token's signatures", "his", _json(), ("400", "404", "409", "413", "503"),
                 parameters=[{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}, _IDEMPOTENCY],
@@ -123,7 +123,8 @@ def document() -> dict[str, Any]:
             "/api/v1/audit/checkpoint": {
                 "get": _op("The latest signed checkpoint", "auditor, admin", _json(_CHECKPOINT), ("404",)),
                 "post": {**_op("Make a signed, timestamped checkpoint now", "admin", _json(_CHECKPOINT), ("503",)),
-                         "responses": {"201": _json(_CHECKPOINT, "Created"), "401": _PROBLEM, "403": _PROBLEM, "503": _PROBLEM}}},
+                         "responses": {"201": _json(_CHECKPOINT, "Created"), "401": _PROBLEM, "403": _PROBLEM,
+                                       "429": _PROBLEM, "503": _PROBLEM}}},
             "/api/v1/audit/proof/inclusion": {"get": _op(
                 "RFC 9162 inclusion proof", "auditor, admin",
                 _json({"type": "object", "required": ["leaf_index", "tree_size", "root_hash", "hashes"]}), ("400", "404"),

@@ -11,6 +11,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from kyso.api.limits import limit_address
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Actor, sha256_hex
@@ -33,6 +34,7 @@ def index() -> Response:
 @bp.post("/page/verify")
 def verify() -> Response:
     _public()
+    limit_address()
     kyso = current_app.extensions["kyso"]
     g.action, g.audit = "verify.page", {}
     anonymous = Actor(None)

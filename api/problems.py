@@ -48,6 +48,8 @@ def audit_failure(error: KysoError) -> None:
     action = getattr(g, "action", None)
     if action is None or getattr(g, "failure_recorded", False):
         return
+    if error.code == "rate_limited":
+        return  # a flood must not write the log (kyso.api.limits); /metrics counts them
     g.failure_recorded = True
     kyso = current_app.extensions["kyso"]
     client = getattr(g, "client", None)
