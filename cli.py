@@ -12,11 +12,8 @@ from pathlib import Path
 
 import click
 
-from kyso.config import Config, load_config
+from kyso.cli_common import EXIT_FAILED, EXIT_USAGE, config_of, service_of
 from kyso.errors import KysoError
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 class KysoGroup(click.Group):
@@ -39,16 +36,6 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-def _config(ctx: click.Context) -> Config:
-    return load_config(ctx.obj["config_path"])
-
-
-def _service(ctx: click.Context):
-    from kyso.service import Kyso
-
-    return Kyso.open(_config(ctx))
-
-
 # -- serve -------------------------------------------------------------------
 
 
@@ -63,8 +50,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     from kyso.devsetup import ensure_dev_clients
     from kyso.server import run
 
-    config = _config(ctx)
-    kyso = _service(ctx)  # schema and first-start state, once, before any worker forks
+    config = config_of(ctx)
+    kyso = service_of(ctx)  # schema and first-start state, once, before any worker forks
     try:
         keys_file = ensure_dev_clients(kyso)
         existing = config.data_dir / "dev-api-keys.txt"
@@ -94,7 +81,7 @@ def clients() -> None:
 @click.pass_context
 def clients_add(ctx: click.Context, name: str, role: str, keys: str) -> None:
     """Create a client; its API key is printed once, alone on the last line."""
-    kyso = _service(ctx)
+    kyso = service_of(ctx)
     try:
         aliases = tuple(k.strip() for k in keys.split(",") if k.strip())
         api_key = kyso.add_client("cli", name, role, aliases)
@@ -108,7 +95,7 @@ def clients_add(ctx: click.Context, name: str, role: str, keys: str) -> None:
 @click.pass_context
 def clients_list(ctx: click.Context) -> None:
     """List clients with their roles and granted keys."""
-    kyso = _service(ctx)
+    kyso = service_of(ctx)
     try:
         for c in kyso.clients.list():
             state = "revoked" if c.revoked else "active"
@@ -122,7 +109,7 @@ def clients_list(ctx: click.Context) -> None:
 @click.pass_context
 def clients_revoke(ctx: click.Context, name: str) -> None:
     """Revoke a client's API key."""
-    kyso = _service(ctx)
+    kyso = service_of(ctx)
     try:
         kyso.revoke_client("cli", name)
     finally:
@@ -144,7 +131,7 @@ def keys_list(ctx: click.Context) -> None:
     """Every alias with its kind, algorithm, subject, expiry and health."""
     from kyso.keystore import load_keystore
 
-    keystore = load_keystore(_config(ctx))
+    keystore = load_keystore(config_of(ctx))
     try:
         for alias in keystore.aliases():
             key = keystore.get(alias)
@@ -183,7 +170,7 @@ def sign_pdf_cmd(ctx, infile, outfile, alias, level, record_id, reason, location
     from kyso.service import Actor
     from kyso.signer.pades import PdfSignOptions
 
-    kyso = _service(ctx)
+    kyso = service_of(ctx)
     try:
         options = PdfSignOptions(level=level, reason=reason, location=location, certify=certify, repair=repair)
         signed, appended = kyso.sign_pdf(Actor("cli"), alias, infile.read(), options, record_id)
@@ -206,7 +193,7 @@ def sign_json_cmd(ctx, infile, alias, level, record_id, detached) -> None:
     from kyso.service import Actor
 
     payload = parse_json_strict(infile.read())
-    kyso = _service(ctx)
+    kyso = service_of(ctx)
     try:
         signed, _ = kyso.sign_json(Actor("cli"), alias, payload, level, detached, record_id)
     finally:
@@ -224,7 +211,7 @@ def verify(ctx: click.Context, file, payload) -> None:
     from kyso.service import Actor
 
     data = file.read()
-    kyso = _service(ctx)
+    kyso = service_of(ctx)
     try:
         if data.lstrip()[:1] == b"{":
             jws = parse_json_strict(data)
@@ -236,101 +223,6 @@ def verify(ctx: click.Context, file, payload) -> None:
         kyso.close()
     click.echo(json.dumps(report, ensure_ascii=False, indent=2))
     sys.exit(0 if report["indication"] == "TOTAL_PASSED" else EXIT_FAILED)
-
-
-# -- audit -------------------------------------------------------------------
-
-
-@main.group()
-def audit() -> None:
-    """The audit log: export, verify offline, checkpoints."""
-
-
-@audit.command("export")
-@click.argument("outfile", type=click.File("wb"), default="-")
-@click.pass_context
-def audit_export(ctx: click.Context, outfile) -> None:
-    """Write the whole log as JSON Lines (entries, then checkpoints)."""
-    kyso = _service(ctx)
-    try:
-        kyso.record_access("cli", "audit.export")
-        for line in kyso.audit.export_lines():
-            outfile.write(line)
-    finally:
-        kyso.close()
-
-
-@audit.command("checkpoint")
-@click.option("--latest", is_flag=True, help="Print the latest stored checkpoint instead of making one.")
-@click.pass_context
-def audit_checkpoint(ctx: click.Context, latest: bool) -> None:
-    """Make a signed, timestamped checkpoint of the log now; print it (JSON, one line).
-
-    Keep the output somewhere the log's operators cannot write: `kyso audit verify
-    EXPORT --checkpoint FILE` proves later that the log was not rewritten or cut short.
-    """
-    from kyso.audit.checkpoint import checkpointer_for
-    from kyso.canonical import canonical_json
-
-    kyso = _service(ctx)
-    try:
-        if latest:
-            checkpoint = kyso.audit.latest_checkpoint()
-            if checkpoint is None:
-                click.echo("kyso: the log has no checkpoint yet", err=True)
-                sys.exit(EXIT_USAGE)
-        else:
-            checkpointer = checkpointer_for(kyso)
-            kyso.record_access("cli", "audit.checkpoint")  # covered by the checkpoint it asks for
-            checkpoint = checkpointer.checkpoint()
-    finally:
-        kyso.close()
-    click.echo(canonical_json(checkpoint).decode("utf-8"))
-
-
-@audit.command("verify")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False))
-@click.option("--checkpoint", "checkpoint_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A checkpoint kept earlier (JSON); may be repeated.")
-@click.option("--trust", "trust_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Certificate (PEM/DER) trusted to sign checkpoints or timestamps; may be repeated.")
-@click.option("--quiet", is_flag=True, help="No progress on stderr.")
-def audit_verify(export: str, checkpoint_files: tuple[str, ...], trust_files: tuple[str, ...], quiet: bool) -> None:
-    """Verify an export offline: entry hashes, the chain, checkpoints. Names the first
-    entry or checkpoint that breaks. Exit 0 valid, 1 broken, 2 unreadable input."""
-    from kyso.audit.verify import load_checkpoints, verify_export
-    from kyso.keystore.software import load_certificates
-
-    try:
-        checkpoints = [cp for f in checkpoint_files for cp in load_checkpoints(Path(f).read_bytes())]
-        trust = [c for f in trust_files for c in load_certificates(f)]
-    except (OSError, ValueError, KysoError) as exc:
-        click.echo(f"kyso: cannot read a checkpoint or certificate: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-
-    def progress(done: int) -> None:
-        click.echo(f"\r{done} entries checked", err=True, nl=False)
-
-    try:
-        with open(export, "rb") as f:
-            report = verify_export(f, checkpoints=checkpoints, trust=trust, progress=None if quiet else progress)
-    except (OSError, KysoError) as exc:
-        click.echo(f"kyso: cannot read {export}: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    if not quiet:
-        click.echo("", err=True)
-    for note in report.notes:
-        click.echo(f"note: {note}")
-    for name in report.signed_by:
-        click.echo(f"checkpoints signed by: {name}")
-    for name in report.timestamped_by:
-        click.echo(f"checkpoints timestamped by: {name}")
-    if report.ok:
-        on = f" ({report.processes} processes)" if report.processes > 1 else ""
-        click.echo(f"OK: {report.entries} entries, {report.checkpoints_checked} checkpoint(s) verified{on}")
-        sys.exit(0)
-    click.echo(f"FAILED: {report.problem}")
-    sys.exit(EXIT_FAILED)
 
 
 # -- pki / db ------------------------------------------------------------------
@@ -367,7 +259,7 @@ def db_upgrade(ctx: click.Context) -> None:
 
     from kyso.db import create_schema, open_database, schema_revision
 
-    config = _config(ctx)
+    config = config_of(ctx)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     database = open_database(config.db_url)
     try:
@@ -389,15 +281,17 @@ def db_backup(ctx: click.Context, target: Path) -> None:
     from kyso.backup import backup_sqlite
 
     try:
-        done = backup_sqlite(_config(ctx).db_url, target)
+        done = backup_sqlite(config_of(ctx).db_url, target)
     except (KysoError, OSError) as exc:
         click.echo(f"kyso: no backup made: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     click.echo(f"backup {done.path}: {done.bytes} bytes, {done.entries} audit entries, chain head {done.head_hash}")
 
 
+from kyso.cli_audit import audit  # noqa: E402
 from kyso.cli_token import token  # noqa: E402
 
+main.add_command(audit)
 main.add_command(token)
 
 
