@@ -5,12 +5,32 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, g, request
+from flask import Flask, Request, current_app, g, request
 
 from kyso.api.problems import register_error_handlers
 from kyso.config import Config, load_config
 from kyso.errors import PayloadTooLarge
 from kyso.service import Kyso
+
+
+class BoundedRequest(Request):
+    """A request whose body is refused, however it was sent, once it passes the limit.
+
+    A body with a Content-Length over the limit is refused before it is read
+    (``_limit_body``). A chunked body has no length: Werkzeug stops reading it at
+    MAX_CONTENT_LENGTH and returns what it read, silently cut short, and a PDF cut short
+    can be an earlier revision that parses. So the app reads one byte more than it
+    accepts, and a body that has that byte is refused.
+    """
+
+    def get_data(  # type: ignore[override]
+        self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
+    ) -> bytes | str:
+        data = super().get_data(cache=cache, as_text=False, parse_form_data=parse_form_data)
+        limit = current_app.extensions["kyso"].config.max_body_bytes
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+        return data.decode(errors="replace") if as_text else data
 
 
 def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
@@ -22,7 +42,8 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
     logging.getLogger("pyhanko").setLevel(logging.ERROR)
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.ERROR)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.request_class = BoundedRequest
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1  # see BoundedRequest
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["kyso"] = kyso
     from kyso.audit.checkpoint import start_checkpointer

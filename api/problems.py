@@ -32,7 +32,7 @@ def problem_response(error: KysoError) -> Response:
 
 def _from_http(exc: HTTPException) -> KysoError:
     if isinstance(exc, RequestEntityTooLarge):
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        limit = current_app.extensions["kyso"].config.max_body_bytes
         return PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
     if exc.code == 404:
         return NotFound(f"no such resource: {request.path}")
