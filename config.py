@@ -73,7 +73,8 @@ class AuditConfig:
 @dataclass(frozen=True)
 class LimitsConfig:
     client_per_minute: int = 0  # calls a minute per API client; 0: no limit
-    public_per_minute: int = 60  # per remote address: TSA, verification page, failed API keys
+    public_per_minute: int = 60  # per remote address: verification page, failed API keys
+    tsa_per_minute: int = 0  # per remote address on POST /tsa (other kyso hosts may use it)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
     app.register_blueprint(tsa.bp)
     app.register_blueprint(page.bp)
     register_error_handlers(app)
-    limits.install(app.extensions, config.limits.client_per_minute, config.limits.public_per_minute)
+    limits.install(app.extensions, config.limits)
 
     @app.before_request
     def _limit_body() -> None:

@@ -1,12 +1,14 @@
 """Request rates: ``429 rate_limited`` with ``Retry-After``.
 
-Two budgets, from ``[limits]`` in the configuration (0 turns one off):
+Three budgets, from ``[limits]`` in the configuration (0 turns one off):
 
 - ``client_per_minute``: the calls of one API client, after it is authenticated (a HIS
   in a retry loop must not starve the others of the signing keys);
-- ``public_per_minute``: the calls of one remote address to what needs no API key (the
-  built-in TSA, the verification page) and the calls that fail authentication, each of
-  which would otherwise cost a signature, a validation or an audit entry.
+- ``public_per_minute``: the calls of one remote address to the verification page and
+  the calls that fail authentication, each of which would otherwise cost a validation
+  or an audit entry;
+- ``tsa_per_minute``: the calls of one remote address to the built-in TSA (off by
+  default: other kyso hosts may timestamp every signature there).
 
 Each budget is a token bucket: up to a minute's worth at once, refilled evenly. Buckets
 live in each serving process, so with N gunicorn workers a caller may get up to N times
@@ -23,6 +25,7 @@ from collections import OrderedDict
 
 from flask import current_app, request
 
+from kyso.config import LimitsConfig
 from kyso.errors import RateLimited
 
 MAX_KEYS = 10_000  # callers remembered per budget; the least recent is forgotten first
@@ -54,7 +57,7 @@ class TokenBuckets:
 
 
 def limit(budget: str, key: str, who: str) -> None:
-    """Raise :class:`RateLimited` if ``key`` has spent its ``budget`` ("client" or "public")."""
+    """Raise :class:`RateLimited` if ``key`` has spent its ``budget`` ("client", "public", "tsa")."""
     buckets: TokenBuckets = current_app.extensions[f"kyso.limits.{budget}"]
     wait = buckets.take(key)
     if wait:
@@ -65,12 +68,13 @@ def limit(budget: str, key: str, who: str) -> None:
         )
 
 
-def limit_address() -> None:
-    """The public budget of the calling address."""
+def limit_address(budget: str = "public") -> None:
+    """The calling address's ``budget`` ("public" or "tsa")."""
     address = request.remote_addr or "unknown"
-    limit("public", address, f"address {address}")
+    limit(budget, address, f"address {address}")
 
 
-def install(app_extensions: dict, client_per_minute: int, public_per_minute: int) -> None:
-    app_extensions["kyso.limits.client"] = TokenBuckets(client_per_minute)
-    app_extensions["kyso.limits.public"] = TokenBuckets(public_per_minute)
+def install(app_extensions: dict, limits: LimitsConfig) -> None:
+    app_extensions["kyso.limits.client"] = TokenBuckets(limits.client_per_minute)
+    app_extensions["kyso.limits.public"] = TokenBuckets(limits.public_per_minute)
+    app_extensions["kyso.limits.tsa"] = TokenBuckets(limits.tsa_per_minute)

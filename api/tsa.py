@@ -15,7 +15,7 @@ def timestamp() -> Response:
     kyso = current_app.extensions["kyso"]
     if kyso.tsa is None or not kyso.config.tsa.public:
         raise NotFound("the built-in TSA is not served by this instance")
-    limit_address()
+    limit_address("tsa")
     if request.mimetype != "application/timestamp-query":
         raise UnsupportedMediaType("send an RFC 3161 query as application/timestamp-query")
     return Response(kyso.tsa.respond(request.get_data()), mimetype="application/timestamp-reply")

@@ -36,7 +36,8 @@ def test_a_budget_of_zero_never_refuses_and_old_keys_are_forgotten() -> None:
 
 @pytest.fixture
 def limited(tmp_path: Path) -> Iterator[Service]:
-    config = make_config(tmp_path, limits=LimitsConfig(client_per_minute=3, public_per_minute=2))
+    limits = LimitsConfig(client_per_minute=3, public_per_minute=2, tsa_per_minute=1)
+    config = make_config(tmp_path, limits=limits)
     kyso = Kyso.open(config)
     keys = {
         "his": kyso.add_client("test", "his", "his", ("lab-seal",)),
@@ -72,9 +73,20 @@ def test_failed_api_keys_and_the_public_endpoints_spend_the_address_budget(
     assert codes == [401, 401, 429]
     page = limited.client.post("/page/verify", data=b"%PDF-1.7", content_type="application/pdf")
     assert page.status_code == 429
-    tsa = limited.client.post("/tsa", data=b"x", content_type="application/timestamp-query")
-    assert tsa.status_code == 429 and int(tsa.headers["Retry-After"]) >= 1
     assert sign(limited).status_code == 200  # a valid key does not spend the address budget
+
+
+def test_the_built_in_tsa_has_a_budget_of_its_own(limited: Service) -> None:
+    first = limited.client.post("/tsa", data=b"x", content_type="application/timestamp-query")
+    assert first.status_code == 200  # a rejection TimeStampResp: the query is garbage
+    again = limited.client.post("/tsa", data=b"x", content_type="application/timestamp-query")
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
+    assert (
+        limited.client.post(
+            "/page/verify", data=b"%PDF", content_type="application/pdf"
+        ).status_code
+        == 400
+    )
 
 
 def test_the_limits_come_from_the_configuration_file(tmp_path: Path) -> None:
@@ -83,7 +95,9 @@ def test_the_limits_come_from_the_configuration_file(tmp_path: Path) -> None:
     path = tmp_path / "kyso.toml"
     path.write_text("[limits]\nclient_per_minute = 600\npublic_per_minute = 0\n", encoding="utf-8")
     config = load_config(path, env={"KYSO_DATA_DIR": str(tmp_path)})
-    assert config.limits == LimitsConfig(client_per_minute=600, public_per_minute=0)
+    assert config.limits == LimitsConfig(
+        client_per_minute=600, public_per_minute=0, tsa_per_minute=0
+    )
     path.write_text("[limits]\nper_hour = 1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown setting"):
         load_config(path, env={"KYSO_DATA_DIR": str(tmp_path)})
