@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kyso.cli_common import EXIT_FAILED, EXIT_USAGE, service_of
 from kyso.errors import KysoError
+
+if TYPE_CHECKING:
+    from kyso.audit.proof_check import ProofReport
 
 
 @click.group()
@@ -120,8 +124,7 @@ def audit_verify_entry(
     """Prove offline that one entry (a JSON object, or the answer of GET
     /api/v1/audit/entries holding just it) is in the log a kept checkpoint describes,
     without the whole export. Exit 0 proven, 1 not, 2 unreadable input."""
-    from kyso.audit.inclusion import check_inclusion
-    from kyso.audit.verify import load_checkpoints
+    from kyso.audit.proof_check import check_inclusion
     from kyso.canonical import parse_json_strict
     from kyso.keystore.software import load_certificates
 
@@ -130,15 +133,66 @@ def audit_verify_entry(
         if isinstance(entry, dict) and isinstance(entry.get("entries"), list) and len(entry["entries"]) == 1:
             entry = entry["entries"][0]
         proof = parse_json_strict(Path(proof_file).read_bytes())
-        checkpoints = load_checkpoints(Path(checkpoint_file).read_bytes())
-        if len(checkpoints) != 1:
-            raise ValueError(f"{checkpoint_file} holds {len(checkpoints)} checkpoints; give the one of the proof")
+        checkpoint = _one_checkpoint(checkpoint_file)
         trust = [c for f in trust_files for c in load_certificates(f)]
         data = Path(record_file).read_bytes() if record_file else None
     except (OSError, ValueError, KysoError) as exc:
         click.echo(f"kyso: cannot read the input: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    report = check_inclusion(entry, proof, checkpoints[0], trust, data)
+    report = check_inclusion(entry, proof, checkpoint, trust, data)
+    _say_who_signed(report, trust)
+    cp = checkpoint
+    click.echo(
+        f"OK: entry seq {entry['seq']} ({entry['action']}, record {entry['record_id']!r}, {entry['time']}) "
+        f"is in the log {cp['origin']!r} of tree size {cp['tree_size']} (checkpoint of {cp['time']})"
+    )
+    if report.file_is:
+        returned = "returned" if report.file_is == "signature" else "received"
+        click.echo(f"OK: {record_file} is the record this operation {returned} (SHA-256 {report.file_is}_sha256)")
+
+
+@audit.command("verify-consistency")
+@click.argument("earlier_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("later_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--proof", "proof_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The consistency proof (GET /api/v1/audit/proof/consistency?first=&second=).")
+@click.option("--trust", "trust_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Certificate (PEM/DER) trusted to sign checkpoints or timestamps; may be repeated.")
+def audit_verify_consistency(earlier_file: str, later_file: str, proof_file: str, trust_files: tuple[str, ...]) -> None:
+    """Prove offline that the log of a later kept checkpoint extends the log of an earlier
+    one: nothing of the earlier entries was changed or removed since. Exit 0 proven, 1
+    not, 2 unreadable input."""
+    from kyso.audit.proof_check import check_consistency
+    from kyso.canonical import parse_json_strict
+    from kyso.keystore.software import load_certificates
+
+    try:
+        earlier, later = (_one_checkpoint(path) for path in (earlier_file, later_file))
+        proof = parse_json_strict(Path(proof_file).read_bytes())
+        trust = [c for f in trust_files for c in load_certificates(f)]
+    except (OSError, ValueError, KysoError) as exc:
+        click.echo(f"kyso: cannot read the input: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    report = check_consistency(earlier, later, proof, trust)
+    _say_who_signed(report, trust)
+    click.echo(
+        f"OK: the log {later['origin']!r} at tree size {later['tree_size']} ({later['time']}) extends "
+        f"its tree size {earlier['tree_size']} ({earlier['time']})"
+    )
+
+
+def _one_checkpoint(path: str) -> dict[str, Any]:
+    """The checkpoint a file holds; ValueError unless it holds exactly one."""
+    from kyso.audit.verify import load_checkpoints
+
+    checkpoints = load_checkpoints(Path(path).read_bytes())
+    if len(checkpoints) != 1:
+        raise ValueError(f"{path} holds {len(checkpoints)} checkpoints; give one per file")
+    return checkpoints[0]
+
+
+def _say_who_signed(report: ProofReport, trust: list[Any]) -> None:
+    """Print who signed and timestamped the checkpoints; on problems, print them and exit 1."""
     for name in report.signed_by:
         click.echo(f"checkpoint signed by: {name}")
     for name in report.timestamped_by:
@@ -149,11 +203,3 @@ def audit_verify_entry(
         for problem in report.problems:
             click.echo(f"FAILED: {problem}")
         sys.exit(EXIT_FAILED)
-    cp = checkpoints[0]
-    click.echo(
-        f"OK: entry seq {entry['seq']} ({entry['action']}, record {entry['record_id']!r}, {entry['time']}) "
-        f"is in the log {cp['origin']!r} of tree size {cp['tree_size']} (checkpoint of {cp['time']})"
-    )
-    if report.file_is:
-        returned = "returned" if report.file_is == "signature" else "received"
-        click.echo(f"OK: {record_file} is the record this operation {returned} (SHA-256 {report.file_is}_sha256)")

@@ -1,5 +1,6 @@
-"""`kyso audit verify-entry`: one signature proven in the log with a kept checkpoint,
-offline, without the export; and `kyso audit verify -` reading the export from a pipe."""
+"""Offline proofs against kept checkpoints, without the export: `kyso audit verify-entry`
+(one signature is in the log), `kyso audit verify-consistency` (a later log extends an
+earlier one); and `kyso audit verify -` reading an export from a pipe."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+from chains import build_chain
 from click.testing import CliRunner
 from support import corpus_pdfs, make_config
 
+from kyso.audit.checkpoint import make_checkpoint
+from kyso.audit.entry import entry_hash, entry_hash_hex
+from kyso.audit.merkle import consistency_proof, root_from_leaves
+from kyso.audit.store import TreeState
 from kyso.cli import main
 from kyso.service import Kyso
 
@@ -141,3 +147,96 @@ def test_audit_verify_reads_an_export_from_standard_input(proven):
     broken = export.replace('"outcome":"ok"', '"outcome":"denied"', 1).encode()
     code, out = cli(proven["work"] / "var", "audit", "verify", "-", "--quiet", stdin=broken)
     assert code == 1 and "FAILED: entry seq" in out
+
+
+@pytest.fixture(scope="module")
+def grown(proven) -> dict[str, Path]:
+    """A second checkpoint after more entries, and the consistency proof between the two."""
+    work, data = proven["work"], proven["work"] / "var"
+    for name in ("d", "e"):
+        assert cli(data, "clients", "add", f"his-{name}", "--role", "his")[0] == 0
+    code, out = cli(data, "audit", "checkpoint")
+    assert code == 0, out
+    (work / "checkpoint-2.json").write_text(out)
+    first = json.loads(proven["checkpoint"].read_text())["tree_size"]
+    kyso = Kyso.open(make_config(data))
+    try:
+        proof = kyso.audit.consistency(first, json.loads(out)["tree_size"])
+    finally:
+        kyso.close()
+    (work / "consistency.json").write_text(json.dumps(proof))
+    return {
+        "work": work,
+        "earlier": proven["checkpoint"],
+        "later": work / "checkpoint-2.json",
+        "proof": work / "consistency.json",
+    }
+
+
+def verify_consistency(paths: dict[str, Path], *more: str) -> tuple[int, str]:
+    return cli(
+        paths["work"],
+        "audit",
+        "verify-consistency",
+        str(paths["earlier"]),
+        str(paths["later"]),
+        "--proof",
+        str(paths["proof"]),
+        *more,
+    )
+
+
+def test_a_later_checkpoint_extends_an_earlier_one(grown, root_pem):
+    code, out = verify_consistency(grown, "--trust", str(root_pem))
+    assert code == 0, out
+    earlier, later = (json.loads(grown[k].read_text())["tree_size"] for k in ("earlier", "later"))
+    assert f"at tree size {later}" in out and f"extends its tree size {earlier}" in out
+
+
+def test_a_rewritten_log_is_caught_even_with_a_checkpoint_signed_by_the_log_key(
+    grown, tmp_path, log_signer, root_pem
+):
+    # Whoever holds the log key (the dev one here) can sign a checkpoint of another history;
+    # no proof leads from the root the auditor kept to it.
+    earlier = json.loads(grown["earlier"].read_text())
+    other = build_chain(earlier["tree_size"] + 3)
+    leaves = [entry_hash(e) for e in other]
+    state = TreeState(len(other), root_from_leaves(leaves), entry_hash_hex(other[-1]))
+    forged = make_checkpoint(state, earlier["origin"], log_signer.key, log_signer.timestamper)
+    hashes = consistency_proof(leaves, earlier["tree_size"], len(other))
+    proof = {
+        "first": earlier["tree_size"],
+        "second": len(other),
+        "hashes": [h.hex() for h in hashes],
+    }
+    paths = dict(grown, later=tmp_path / "forged.json", proof=tmp_path / "proof.json")
+    paths["later"].write_text(json.dumps(forged))
+    paths["proof"].write_text(json.dumps(proof))
+    code, out = verify_consistency(paths, "--trust", str(root_pem))
+    assert code == 1 and "does not extend the log of tree size" in out, out
+
+
+def test_a_consistency_proof_for_other_sizes_says_which_to_ask_for(grown, tmp_path):
+    proof = json.loads(grown["proof"].read_text())
+    proof["first"] -= 1
+    paths = dict(grown, proof=tmp_path / "proof.json")
+    paths["proof"].write_text(json.dumps(proof))
+    code, out = verify_consistency(paths)
+    assert code == 1 and f"ask for ?first={proof['first'] + 1}&second={proof['second']}" in out
+
+
+def test_checkpoints_in_the_wrong_order_are_refused(grown):
+    code, out = verify_consistency(dict(grown, earlier=grown["later"], later=grown["earlier"]))
+    assert code == 1 and "is larger than the later one" in out
+
+
+def test_a_checkpoint_is_consistent_with_itself_and_not_with_another_log(grown):
+    from kyso.audit.proof_check import check_consistency
+
+    later = json.loads(grown["later"].read_text())
+    size = later["tree_size"]
+    same = {"first": size, "second": size, "hashes": []}
+    assert check_consistency(later, later, same).ok
+    other_log = {**later, "origin": "another.example/audit"}
+    report = check_consistency(later, other_log, same)
+    assert not report.ok and any("not the log's own" in p for p in report.problems)  # body says otherwise
