@@ -8,9 +8,12 @@ then costs O(log n) memory reads plus at most 255 leaves read back from the file
 
 The roots of the 256-leaf chunks are nearly all the hashing a tree costs (255 interior
 hashes per chunk, as many SHA-256 calls as the leaves themselves). On a long log they are
-computed by a helper process (:mod:`kyso.audit.merkle_worker`) on another core while the
-verifier goes on reading, and collected before the first node is asked for; if the helper
-cannot start or fails, they are computed here from the spilled leaves.
+computed where the leaves are: by the processes that read pieces of an export file
+(:mod:`kyso.audit.parallel_scan`), which hand them over with the leaves
+(:meth:`SpilledTree.adopt`); or, for lines read in one process, by a helper process
+(:mod:`kyso.audit.merkle_worker`) on another core while the verifier goes on reading,
+collected before the first node is asked for. If the helper cannot start or fails, they
+are computed here from the spilled leaves.
 """
 
 from __future__ import annotations
