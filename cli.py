@@ -225,6 +225,37 @@ def verify(ctx: click.Context, file, payload) -> None:
     sys.exit(0 if report["indication"] == "TOTAL_PASSED" else EXIT_FAILED)
 
 
+# -- records -------------------------------------------------------------------
+
+
+@main.group()
+def records() -> None:
+    """The record registry: what was signed for each record, and when to extend it."""
+
+
+@records.command("due")
+@click.option("--before", "before", required=True, help="A date (YYYY-MM-DD) or an ISO 8601 time.")
+@click.pass_context
+def records_due(ctx: click.Context, before: str) -> None:
+    """Records whose newest signed PDF must be extended (POST /api/v1/extend/pdf?level=B-LTA)
+    before BEFORE, soonest first: record id, extend before, level, audit seq."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(before.replace("Z", "+00:00"))
+    except ValueError:
+        click.echo(f"kyso: --before must be a date (YYYY-MM-DD) or an ISO 8601 time, not {before!r}", err=True)
+        sys.exit(EXIT_USAGE)
+    kyso = service_of(ctx)
+    try:
+        kyso.record_access("cli", "records.due")
+        due = kyso.audit.records_due(moment if moment.tzinfo else moment.replace(tzinfo=UTC), limit=1_000_000)
+    finally:
+        kyso.close()
+    for row in due:
+        click.echo(f"{row['record_id']}\t{row['extend_before']}\t{row['level']}\t{row['audit_seq']}")
+
+
 # -- pki / db ------------------------------------------------------------------
 
 

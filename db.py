@@ -92,6 +92,7 @@ signatures = Table(
     Column("level", String(8), nullable=False),
     Column("document_sha256", String(64), nullable=False),
     Column("signature_sha256", String(64), nullable=False, index=True),
+    Column("extend_before", String(32), index=True),  # PDF: extend again before (ISO UTC)
 )
 
 clients = Table(

@@ -35,6 +35,7 @@ from kyso.revocation import (
     parse_once,
     refuse_unless_usable,
 )
+from kyso.signer.archive_dates import extend_before
 from kyso.signer.jades import SignedJson, sign_json
 from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
 from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
@@ -166,8 +167,11 @@ class Kyso:
     ) -> AppendedEntry:
         """Append a signing entry with its record registry row (and the caller's rows)."""
 
+        pdf = getattr(result, "pdf", None)  # a signed or extended PDF
+        deadline = extend_before(pdf) if kind == "pdf" and pdf is not None else None
+
         def also(conn: Connection, appended: AppendedEntry) -> None:
-            register_signature(conn, appended, kind, level)
+            register_signature(conn, appended, kind, level, deadline)
             if with_entry is not None:
                 with_entry(conn, appended, result)
 

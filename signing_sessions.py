@@ -51,6 +51,7 @@ from kyso.errors import (
 from kyso.keystore.software import load_certificates
 from kyso.service import Actor, Kyso, sha256_hex
 from kyso.signer import twostep
+from kyso.signer.archive_dates import extend_before
 from kyso.signer.twostep import ALGORITHMS, Algorithm, PreparedPdf
 
 SESSION_LEVELS = ("B-B", "B-T")
@@ -300,6 +301,10 @@ def complete_session(
     timestamper = kyso.timestamper if level == "B-T" else None
     finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
     completed = CompletedSession(session_id, finished)
+    deadlines = [
+        extend_before(doc.output.pdf) if isinstance(doc.output, twostep.SignedPdf) else None
+        for doc in finished
+    ]
     drafts = [_sign_draft(actor, session_id, leaf, level, doc) for doc in finished]
     drafts.append(
         EntryDraft(
@@ -312,8 +317,8 @@ def complete_session(
 
     def record(conn: Connection, appended: list[AppendedEntry]) -> None:
         _claim(conn, session_id)
-        for entry, doc in zip(appended, finished, strict=False):
-            register_signature(conn, entry, doc.kind, level)
+        for entry, doc, deadline in zip(appended, finished, deadlines, strict=False):
+            register_signature(conn, entry, doc.kind, level, deadline)
         if with_entries is not None:
             with_entries(conn, appended, completed)
 

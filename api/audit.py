@@ -8,6 +8,8 @@ does not exist yet: retry later). ``tree_size`` and ``second`` default to the lo
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 
 from kyso.api.auth import endpoint
@@ -108,3 +110,23 @@ def record(record_id: str):
     return jsonify(
         {"record_id": record_id, "signatures": _kyso().audit.record_signatures(record_id)}
     )
+
+
+@bp.get("/records")
+@endpoint("records.due", "his", "auditor", "admin")
+def records_due():
+    """Records whose newest signed PDF must be extended before ``extend_before`` (a date
+    or an ISO 8601 time), soonest first (:mod:`kyso.signer.archive_dates`)."""
+    raw = request.args.get("extend_before")
+    if raw is None:
+        raise InvalidRequest("give extend_before=YYYY-MM-DD: the records to extend before that day")
+    try:
+        before = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(f"extend_before must be a date (YYYY-MM-DD) or an ISO 8601 time, not {raw!r}") from None
+    if before.tzinfo is None:
+        before = before.replace(tzinfo=UTC)
+    limit = _int_arg("limit", 1000, 1, 10_000)
+    assert limit is not None
+    _kyso().record_access(g.client.name, "records.due")
+    return jsonify({"extend_before": raw, "records": _kyso().audit.records_due(before, limit)})

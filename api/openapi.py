@@ -157,6 +157,17 @@ def document() -> dict[str, Any]:
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["signature"],
                     "properties": {"signature": {"type": "object"}, "payload": {}}}}}})},
+            "/api/v1/records": {"get": _op(
+                "Records whose newest signed PDF must be extended before a date, soonest first",
+                "his, auditor, admin",
+                _json({"type": "object", "properties": {"extend_before": {"type": "string"}, "records": {
+                    "type": "array", "items": {"type": "object", "properties": {
+                        "record_id": {"type": "string"}, "audit_seq": {"type": "integer"},
+                        "level": {"type": "string"}, "signature_sha256": {"type": "string"},
+                        "extend_before": {"type": "string"}}}}}}),
+                ("400",),
+                parameters=[_q("extend_before", "A date (YYYY-MM-DD) or ISO 8601 time", True),
+                            _q("limit", "At most this many (1..10000)", schema={"type": "integer"})])},
             "/api/v1/records/{record_id}": {"get": _op(
                 "Signatures made for a record, oldest first", "his, auditor, admin", _json(),
                 parameters=[{"name": "record_id", "in": "path", "required": True, "schema": {"type": "string"}}])},

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kyso.audit.entry import GENESIS_PREV_HASH, format_time, line_hash
@@ -374,8 +374,40 @@ class AuditLog:
                     "level": r.level,
                     "document_sha256": r.document_sha256,
                     "signature_sha256": r.signature_sha256,
+                    "extend_before": r.extend_before,
                 }
                 for r in rows
+            ]
+
+    def records_due(self, before: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+        """Records whose newest signed PDF must be extended before ``before``, soonest first.
+
+        Only the newest registered PDF of each record counts: it is the one an archive keeps
+        (each signature or extension returns a new file holding everything before it).
+        """
+        newest = (
+            select(signatures.c.record_id, func.max(signatures.c.audit_seq).label("seq"))
+            .where(signatures.c.kind == "pdf", signatures.c.record_id.is_not(None))
+            .group_by(signatures.c.record_id)
+            .subquery()
+        )
+        query = (
+            select(signatures)
+            .join(newest, signatures.c.audit_seq == newest.c.seq)
+            .where(signatures.c.extend_before < _iso_seconds(before))
+            .order_by(signatures.c.extend_before, signatures.c.audit_seq)
+            .limit(limit)
+        )
+        with self.db.reader.connect() as conn:
+            return [
+                {
+                    "record_id": r.record_id,
+                    "audit_seq": r.audit_seq,
+                    "level": r.level,
+                    "signature_sha256": r.signature_sha256,
+                    "extend_before": r.extend_before,
+                }
+                for r in conn.execute(query)
             ]
 
     def find_signature(self, signature_sha256: str) -> dict[str, Any] | None:
@@ -387,8 +419,16 @@ class AuditLog:
             return None if r is None else {"audit_seq": r.audit_seq, "record_id": r.record_id}
 
 
-def register_signature(conn: Connection, appended: AppendedEntry, kind: str, level: str) -> None:
-    """The record registry row of a signature, written in the audit entry's transaction."""
+def register_signature(
+    conn: Connection,
+    appended: AppendedEntry,
+    kind: str,
+    level: str,
+    extend_before: datetime | None = None,
+) -> None:
+    """The record registry row of a signature, written in the audit entry's transaction;
+    ``extend_before`` is when a signed PDF must be extended again
+    (:mod:`kyso.signer.archive_dates`)."""
     e = appended.entry
     conn.execute(
         insert(signatures).values(
@@ -400,5 +440,13 @@ def register_signature(conn: Connection, appended: AppendedEntry, kind: str, lev
             level=level,
             document_sha256=e["document_sha256"],
             signature_sha256=e["signature_sha256"],
+            extend_before=_iso_seconds(extend_before),
         )
     )
+
+
+def _iso_seconds(moment: datetime | None) -> str | None:
+    """``moment`` as ``YYYY-MM-DDThh:mm:ssZ`` (UTC), which sorts as it compares."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

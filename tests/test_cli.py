@@ -93,3 +93,16 @@ def test_verify_exits_1_for_a_changed_pdf_and_0_for_a_good_one(data_dir: Path, t
     (tmp_path / "changed.pdf").write_bytes(changed)
     bad = kyso(data_dir, "verify", str(tmp_path / "changed.pdf"))
     assert bad.returncode == 1
+
+
+def test_records_due_lists_the_records_to_extend_before_a_day(tmp_path: Path) -> None:
+    data, signed = tmp_path / "var", tmp_path / "signed.pdf"
+    result = kyso(data, "sign", "pdf", str(corpus_pdfs()[5]), str(signed), "--key", "hospital-seal",
+                  "--record-id", "encounter/9/discharge", "--level", "B-B")
+    assert result.returncode == 0, result.stderr
+    result = kyso(data, "records", "due", "--before", "2100-01-01")
+    assert result.returncode == 0 and result.stdout.startswith(b"encounter/9/discharge\t"), result.stderr
+    assert b"\tB-B\t" in result.stdout
+    result = kyso(data, "records", "due", "--before", "2000-01-01")
+    assert (result.returncode, result.stdout) == (0, b"")
+    assert kyso(data, "records", "due", "--before", "soon").returncode == 2

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
+from cryptography.x509 import load_pem_x509_certificate
 from ltv_support import SHORT_LIVED, LtvPki, open_service
 from pyhanko.pdf_utils.reader import PdfFileReader
 from support import Service, corpus_pdfs
@@ -224,6 +225,33 @@ def test_the_second_archive_timestamp_covers_the_validation_data_of_the_first(ex
     )
     certs = [ref.get_object().data for ref in covered.root["/DSS"]["/Certs"]]
     assert first_tsa in certs
+
+
+def cert_end(path: Path) -> str:
+    cert = load_pem_x509_certificate(path.read_bytes())
+    return cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_each_registered_pdf_says_when_it_must_be_extended_again(
+    extended, ltv_service: Service, ltv_pki: LtvPki
+) -> None:
+    rows = ltv_service.kyso.audit.record_signatures("archive/7")
+    signer_end = cert_end(ltv_pki.directory / "hospital-seal.cert.pem")
+    tsa_end = cert_end(ltv_pki.directory / "tsa.cert.pem")
+    # B-T and B-LT: before the signer certificate ends; B-LTA: before the TSA certificate
+    # of the last archive timestamp ends.
+    assert [r["extend_before"] for r in rows] == [signer_end, signer_end, tsa_end, tsa_end]
+    headers = ltv_service.auth("auditor")
+    due = ltv_service.client.get(f"/api/v1/records?extend_before={tsa_end[:10]}", headers=headers)
+    assert due.status_code == 200 and "archive/7" not in [r["record_id"] for r in due.json["records"]]
+    later = f"{int(tsa_end[:4]) + 1}-01-01"
+    due = ltv_service.client.get(f"/api/v1/records?extend_before={later}", headers=headers).json
+    (mine,) = [r for r in due["records"] if r["record_id"] == "archive/7"]
+    assert (mine["audit_seq"], mine["level"], mine["extend_before"]) == (
+        rows[-1]["audit_seq"], "B-LTA", tsa_end,
+    )  # fmt: skip
+    bad = ltv_service.client.get("/api/v1/records?extend_before=soon", headers=headers)
+    assert bad.status_code == 400 and bad.json["code"] == "invalid_request"
 
 
 def test_extensions_are_audited_and_listed_with_the_record(extended, ltv_service: Service) -> None:
