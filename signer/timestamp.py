@@ -96,7 +96,8 @@ def tst_info(token: cms.ContentInfo) -> tsp.TSTInfo:
 
 
 def token_signer_certificate(token: cms.ContentInfo):
-    """The TSA certificate named by the token's signer info, from the token's certificates."""
+    """The certificate a CMS's first signer info names, from the certificates it carries:
+    the TSA's for a timestamp token (any SignedData ContentInfo will do)."""
     signed = token["content"]
     sid = signed["signer_infos"][0]["sid"]
     for choice in signed["certificates"] or []:
