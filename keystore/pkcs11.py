@@ -14,6 +14,7 @@ session is dropped, so the next call logs in again and the key recovers when the
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ DIGEST_INFO_SHA256 = bytes.fromhex("3031300d060960864801650304020105000420")
 # MGF1 with SHA-256 and a 32-byte salt: what SPEC section 4 means by PSS.
 PSS_SHA256 = (Mechanism.SHA256, MGF.SHA256, 32)
 DEFAULT_JWS_ALG = {"rsa": "RS256", "ec": "ES256"}
+_TRIES = 3  # of a token call that failed (see PKCS11Key._guarded)
+_RETRY_PAUSE_SECONDS = 0.05  # times the attempt number, before each retry
 
 
 @dataclass(frozen=True)
@@ -199,17 +202,20 @@ class Pkcs11Key(SigningKey):
         return cached
 
     def _guarded(self, call: Any) -> Any:
-        """Run a token call, once more on a fresh session if the token failed it.
+        """Run a token call, again on a fresh session if the token failed it.
 
-        The second try covers a token re-inserted or reset since the last call, and SoftHSM's
-        brief failures while another process logs in. A failure that a retry cannot mend
-        (PIN refused, token missing) is not retried. What still fails is TokenUnavailable.
+        The retries cover a token re-inserted or reset since the last call, and SoftHSM's
+        brief failures while another process logs in (it rewrites the token's file at every
+        login: a reader at that moment may see a general error, or a token whose user PIN is
+        "not initialised"), hence a short pause before each. A failure that a retry cannot
+        mend (PIN refused, token missing) is not retried. What still fails is TokenUnavailable.
         """
         if self._closed:
             raise TokenUnavailable(
                 f"key alias {self.alias!r}: token unavailable (the key was closed)"
             )
-        for _ in range(2):
+        for attempt in range(_TRIES):
+            time.sleep(_RETRY_PAUSE_SECONDS * attempt)
             try:
                 return call()
             except TokenFailure as failure:
