@@ -14,14 +14,13 @@ pass returns.
 from __future__ import annotations
 
 import binascii
-import hashlib
 import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
-from kyso.audit.chain_lines import PREV, SEQ, check_batch
+from kyso.audit.chain_lines import check_batch
 from kyso.audit.checkpoint_verify import is_checkpoint
 from kyso.audit.entry import GENESIS_PREV_HASH, line_hash, validate_entry_shape
 from kyso.audit.parallel_scan import ChainState
@@ -129,32 +128,16 @@ class ExportScan:
 
     def _entries(self, lines: Iterator[Any]) -> bool | None:
         """The fast path line by line, and the slow path; returns as :meth:`_batches` does."""
-        sha, hexlify, tree = hashlib.sha256, binascii.hexlify, self.tree
-        seq, prev_hex, prev2_hex, last = self._state()
         for raw in lines:
             line = raw if raw.__class__ is bytes else _as_bytes(raw)
             if line[-1:] == b"\n":
                 line = line[:-1]
-            j = line.rfind(PREV)
-            if not self.full and j > 0 and line[j + 14 : j + 78] == prev_hex:
-                k = line.find(SEQ, j + 78)
-                if k > 0 and line[k + 7 : line.find(b",", k + 7)] == b"%d" % seq:
-                    digest = sha(b"\x00" + line).digest()
-                    tree.extend([digest])
-                    prev2_hex, prev_hex, last = prev_hex, hexlify(digest), line
-                    seq += 1
-                    continue
-            self._set_state(seq, prev_hex, prev2_hex, last)
-            self.lineno = seq + self.skipped + 1
+            if not self.full and self._take_batch([line]):
+                continue
+            self.lineno = self.count + self.skipped + 1
             if (stop := self._slow(line)) is not None:
                 return stop
-            seq, prev_hex, prev2_hex, last = self._state()
-        self._set_state(seq, prev_hex, prev2_hex, last)
         return None
-
-    def _state(self) -> tuple[int, bytes, bytes, bytes]:
-        """The chain state the line loop keeps in local variables (they are faster)."""
-        return self.count, self.prev_hex, self.prev2_hex, self.last_line
 
     def _set_state(self, count: int, prev_hex: bytes, prev2_hex: bytes, last_line: bytes) -> None:
         self.count, self.prev_hex, self.prev2_hex, self.last_line = (
@@ -259,10 +242,7 @@ class ExportScan:
                 f"(inserted, or swapped with seq {p + 1})"
             )
         canonical = _canonical_or_none(entry)
-        if (
-            canonical is None
-            or following.get("prev_hash") != hashlib.sha256(b"\x00" + canonical).hexdigest()
-        ):
+        if canonical is None or following.get("prev_hash") != line_hash(canonical).hex():
             return p, (
                 f"entry seq {p} changed: its prev_hash does not match entry seq {p - 1}, "
                 f"and entry seq {p + 1} no longer links to it"
@@ -383,7 +363,7 @@ def _canonical_problem(line: bytes, entry: dict[str, Any]) -> str | None:
 
 def _noncanonical(seq: int, canonical: bytes | None, next_prev_hash: Any) -> str:
     """Explain a line that is not canonical, by whether the next entry still links to it."""
-    if canonical is not None and hashlib.sha256(b"\x00" + canonical).hexdigest() == next_prev_hash:
+    if canonical is not None and line_hash(canonical).hex() == next_prev_hash:
         return (
             "its line was reformatted (it is not canonical RFC 8785 JSON); its content is "
             "unchanged, but an export must hold the exact bytes that were hashed"
