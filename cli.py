@@ -239,17 +239,13 @@ def records() -> None:
 def records_due(ctx: click.Context, before: str) -> None:
     """Records whose newest signed PDF must be extended (POST /api/v1/extend/pdf?level=B-LTA)
     before BEFORE, soonest first: record id, extend before, level, audit seq."""
-    from datetime import UTC, datetime
+    from kyso.signer.archive_dates import parse_deadline
 
-    try:
-        moment = datetime.fromisoformat(before.replace("Z", "+00:00"))
-    except ValueError:
-        click.echo(f"kyso: --before must be a date (YYYY-MM-DD) or an ISO 8601 time, not {before!r}", err=True)
-        sys.exit(EXIT_USAGE)
+    moment = parse_deadline(before)  # InvalidRequest: exit 2, said by KysoGroup
     kyso = service_of(ctx)
     try:
         kyso.record_access("cli", "records.due")
-        due = kyso.audit.records_due(moment if moment.tzinfo else moment.replace(tzinfo=UTC), limit=1_000_000)
+        due = kyso.audit.records_due(moment, limit=1_000_000)
     finally:
         kyso.close()
     for row in due:

@@ -8,8 +8,6 @@ does not exist yet: retry later). ``tree_size`` and ``second`` default to the lo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 
 from kyso.api.auth import endpoint
@@ -117,15 +115,12 @@ def record(record_id: str):
 def records_due():
     """Records whose newest signed PDF must be extended before ``extend_before`` (a date
     or an ISO 8601 time), soonest first (:mod:`kyso.signer.archive_dates`)."""
+    from kyso.signer.archive_dates import parse_deadline
+
     raw = request.args.get("extend_before")
     if raw is None:
         raise InvalidRequest("give extend_before=YYYY-MM-DD: the records to extend before that day")
-    try:
-        before = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"extend_before must be a date (YYYY-MM-DD) or an ISO 8601 time, not {raw!r}") from None
-    if before.tzinfo is None:
-        before = before.replace(tzinfo=UTC)
+    before = parse_deadline(raw)
     limit = _int_arg("limit", 1000, 1, 10_000)
     assert limit is not None
     _kyso().record_access(g.client.name, "records.due")

@@ -23,15 +23,29 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from asn1crypto import cms
 
+from kyso.errors import InvalidRequest
 from kyso.signer.timestamp import token_signer_certificate
 
 log = logging.getLogger(__name__)
 
 _CONTENTS = re.compile(rb"/Contents\s*<([0-9A-Fa-f\s]{64,})>")
+
+
+def parse_deadline(text: str) -> datetime:
+    """A date (``YYYY-MM-DD``) or ISO 8601 time asked for by a caller, UTC unless it says.
+
+    Raises :class:`InvalidRequest` for anything else."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(
+            f"give a date (YYYY-MM-DD) or an ISO 8601 time, not {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def extend_before(pdf: bytes) -> datetime | None:
