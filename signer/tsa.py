@@ -243,8 +243,8 @@ def _rejection(fail_info: str, text: str) -> bytes:
     return TimeStampResp({"status": status}).dump()
 
 
-def _signing_certificate_v2(cert: x509.Certificate) -> cms.CMSAttribute:
-    """The signingCertificateV2 attribute naming ``cert`` by SHA-256, issuer and serial."""
+def _signing_certificate_v2(cert: x509.Certificate, hash_name: str = "sha512") -> cms.CMSAttribute:
+    """The signingCertificateV2 attribute naming ``cert`` by its hash, issuer and serial."""
     cert_id = {
         # SHA-512, not the DEFAULT SHA-256: a defaulted hashAlgorithm is omitted in DER, and
         # asn1crypto then marks the parsed ESSCertIDv2 as changed forever, so that dumping
@@ -252,8 +252,8 @@ def _signing_certificate_v2(cert: x509.Certificate) -> cms.CMSAttribute:
         # when this TSA's own token objects were embedded). Tokens from any TSA are parsed
         # from their DER and embedded byte for byte (tests/signer/test_tsa.py); ours also
         # avoid the trap for code that dumps them.
-        "hash_algorithm": {"algorithm": "sha512"},
-        "cert_hash": hashlib.sha512(cert.dump()).digest(),
+        "hash_algorithm": {"algorithm": hash_name},
+        "cert_hash": hashlib.new(hash_name, cert.dump()).digest(),
         "issuer_serial": {
             "issuer": [x509.GeneralName({"directory_name": cert.issuer})],
             "serial_number": cert.serial_number,

@@ -353,18 +353,10 @@ def test_a_token_naming_its_tsa_by_the_default_sha256_is_embedded_byte_for_byte(
     # Many TSAs name their certificate in ESSCertIDv2 by SHA-256, the DEFAULT, which DER
     # then omits. asn1crypto marks such a structure changed once it is parsed; a token
     # re-encoded into the signature would cost time and could lose its signature.
+    real = tsa_module._signing_certificate_v2
+
     def by_default_sha256(cert: asn1_x509.Certificate) -> cms.CMSAttribute:
-        cert_id = {
-            "hash_algorithm": {"algorithm": "sha256"},
-            "cert_hash": hashlib.sha256(cert.dump()).digest(),
-            "issuer_serial": {
-                "issuer": [asn1_x509.GeneralName({"directory_name": cert.issuer})],
-                "serial_number": cert.serial_number,
-            },
-        }
-        return cms.CMSAttribute(
-            {"type": "signing_certificate_v2", "values": [{"certs": [cert_id]}]}
-        )
+        return real(cert, "sha256")
 
     monkeypatch.setattr(tsa_module, "_signing_certificate_v2", by_default_sha256)
     foreign = TimestampAuthority(DevFileKey("tsa"))
