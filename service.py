@@ -60,13 +60,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _glob_certs(pattern: str, load) -> list:
-    import glob
-
-    paths = sorted(glob.glob(pattern)) or [pattern]
-    return [c for p in paths for c in load(p)]
-
-
 class Kyso:
     """One service instance: configuration, database, keys, timestamping, audit log."""
 
@@ -129,11 +122,10 @@ class Kyso:
     def revocation_sources(self) -> RevocationSources:
         """Trust anchors and revocation data for signing: the dev PKI's own CRLs issued
         in-process (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs."""
-        from kyso.keystore.software import load_certificates
+        from kyso.keystore.software import load_trust_roots
 
-        patterns = self.config.trust.roots
         return RevocationSources(
-            trust_roots=tuple(c for p in patterns for c in _glob_certs(p, load_certificates)),
+            trust_roots=load_trust_roots(self.config.trust.roots),
             dev=self.dev_revocation,
             fetch_timeout=self.config.trust.fetch_timeout_seconds,
         )
@@ -306,9 +298,9 @@ class Kyso:
 
         with self._settings_lock:
             if self._verify_settings is None:
-                from kyso.keystore.software import load_certificates
+                from kyso.keystore.software import load_trust_roots
 
-                roots = tuple(c for pattern in self.config.trust.roots for c in _glob_certs(pattern, load_certificates))
+                roots = load_trust_roots(self.config.trust.roots)
                 parse_completely(roots)  # every request thread reads them: asn1crypto parses lazily
                 self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
             return self._verify_settings

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import glob
 import hashlib
 import json
 import secrets
@@ -48,7 +47,7 @@ from kyso.errors import (
     SessionExpired,
     SessionUsed,
 )
-from kyso.keystore.software import load_certificates
+from kyso.keystore.software import load_trust_roots
 from kyso.service import Actor, Kyso, sha256_hex
 from kyso.signer import twostep
 from kyso.signer.archive_dates import extend_before
@@ -228,10 +227,9 @@ def check_signer_certificate(
 
 @functools.lru_cache(maxsize=8)
 def trust_root_ders(patterns: tuple[str, ...]) -> tuple[bytes, ...]:
-    """The DER of every trust anchor that ``[trust] roots`` names (files or glob patterns),
-    read once; kept as bytes, since asn1crypto objects are not safe to share between threads."""
-    paths = [path for pattern in patterns for path in sorted(glob.glob(pattern)) or [pattern]]
-    return tuple(cert.dump() for path in paths for cert in load_certificates(path))
+    """The DER of every trust anchor that ``[trust] roots`` names (files or glob patterns);
+    kept as bytes, since asn1crypto objects are not safe to share between threads."""
+    return tuple(cert.dump() for cert in load_trust_roots(patterns))
 
 
 async def _prepare_all(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+from collections.abc import Iterable
 from pathlib import Path
 
 from asn1crypto import pem, x509
@@ -21,6 +23,14 @@ def load_certificates(path: str | Path) -> list[x509.Certificate]:
     if pem.detect(data):
         return [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
     return [x509.Certificate.load(data)]
+
+
+def load_trust_roots(patterns: Iterable[str]) -> tuple[x509.Certificate, ...]:
+    """Every certificate that ``[trust] roots`` names: files, or glob patterns of files
+    (sorted). Read anew at each call, so that each caller has objects of its own: asn1crypto
+    parses lazily and is not safe to share between threads."""
+    paths = [path for pattern in patterns for path in sorted(glob.glob(pattern)) or [pattern]]
+    return tuple(cert for path in paths for cert in load_certificates(path))
 
 
 class SoftwareKey(SigningKey):
