@@ -49,7 +49,7 @@ class TsaConfig:
     builtin: bool = True
     public: bool = True  # serve POST /tsa without authentication
     key: str = "tsa"  # key alias of the built-in TSA
-    policy_oid: str = "2.25.300738347016499735365908708690126511858.1.1"  # kyso.signer.tsa.DEFAULT_POLICY_OID
+    policy_oid: str = "2.25.300738347016499735365908708690126511858.1.1"  # kyso.signer.timestamp.authority.DEFAULT_POLICY_OID
     timeout_seconds: float = 10.0
 
 

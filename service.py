@@ -23,24 +23,29 @@ from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.certs.responder import DevRevocation
-from kyso.clients import ClientRegistry
 from kyso.config import Config
 from kyso.db import Database, create_schema, open_database
+from kyso.db.clients import ClientRegistry
 from kyso.errors import CertificateExpired, CertificateNotYetValid, KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
-from kyso.revocation import (
+from kyso.signer.archive_dates import extend_before
+from kyso.signer.jades import SignedJson, sign_json
+from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
+from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
+from kyso.signer.timestamp.authority import TimestampAuthority
+from kyso.signer.timestamp.client import (
+    TimestampClient,
+    TimestampSource,
+    collect_failures,
+    http_source,
+)
+from kyso.trust.revocation import (
     RevocationChecker,
     RevocationSources,
     parse_completely,
     parse_once,
     refuse_unless_usable,
 )
-from kyso.signer.archive_dates import extend_before
-from kyso.signer.jades import SignedJson, sign_json
-from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
-from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
-from kyso.signer.timestamp import TimestampClient, TimestampSource, collect_failures, http_source
-from kyso.signer.tsa import TimestampAuthority
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +299,7 @@ class Kyso:
     # -- verification -------------------------------------------------------
 
     def verify_settings(self):
-        from kyso.signer.verify_pdf import VerifySettings
+        from kyso.signer.verify.pdf import VerifySettings
 
         with self._settings_lock:
             if self._verify_settings is None:
@@ -313,14 +318,14 @@ class Kyso:
         return None
 
     def verify_pdf(self, actor: Actor, data: bytes) -> dict[str, Any]:
-        from kyso.signer.verify_pdf import verify_pdf
+        from kyso.signer.verify.pdf import verify_pdf
 
         report = verify_pdf(data, self.verify_settings(), self.registered).to_json()
         self._record_verification(actor, "verify.pdf", report)
         return report
 
     def verify_json(self, actor: Actor, jws: Any, payload: Any, has_payload: bool) -> dict[str, Any]:
-        from kyso.signer.verify_json import verify_json
+        from kyso.signer.verify.json import verify_json
 
         report = verify_json(jws, payload if has_payload else None, self.verify_settings(), self.registered).to_json()
         self._record_verification(actor, "verify.json", report)

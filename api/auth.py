@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 
 from kyso.api.limits import limit, limit_address
-from kyso.clients import Client
+from kyso.db.clients import Client
 from kyso.errors import Forbidden, KeyNotGranted, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -2,7 +2,7 @@
 
 Requests and latencies by endpoint, signatures by key and level, audit log size.
 Each app has its own registry. Under ``kyso serve`` PROMETHEUS_MULTIPROC_DIR is set
-(:mod:`kyso.server`): every worker writes its counters there and any worker answers with
+(:mod:`kyso.cli.gunicorn`): every worker writes its counters there and any worker answers with
 the sum of all (prometheus_client's multiprocess mode).
 """
 

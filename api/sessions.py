@@ -1,6 +1,6 @@
 """POST /api/v1/signing-sessions and /signing-sessions/<id>/complete (SPEC section 6).
 
-This module only reads requests and writes answers; :mod:`kyso.signing_sessions` does the work.
+This module only reads requests and writes answers; :mod:`kyso.sessions.service` does the work.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from kyso.api.auth import endpoint
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Actor
-from kyso.signing_sessions import (
+from kyso.sessions.service import (
     CompletedSession,
     DocumentRequest,
     SessionRequest,

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, current_app, g, request
 from kyso.api import idempotency
 from kyso.api.auth import endpoint, require_key_grant
 from kyso.api.params import parse_bool, parse_box, parse_int, query_str
-from kyso.canonical import parse_json_strict
 from kyso.errors import InvalidJson, InvalidRequest
+from kyso.formats import parse_json_strict
 from kyso.service import Actor, sha256_hex
 from kyso.signer.pades import PdfSignOptions
 

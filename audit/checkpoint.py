@@ -32,7 +32,7 @@ from kyso.keystore.base import SigningKey
 
 if TYPE_CHECKING:
     from kyso.service import Kyso
-    from kyso.signer.timestamp import TimestampClient
+    from kyso.signer.timestamp.client import TimestampClient
 
 log = logging.getLogger(__name__)
 

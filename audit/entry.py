@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from kyso.canonical import MAX_SAFE_INTEGER, canonical_json
+from kyso.formats import MAX_SAFE_INTEGER, canonical_json
 
 ENTRY_FIELDS: tuple[str, ...] = (
     "seq",

@@ -38,9 +38,9 @@ from kyso.audit.merkle import (
     tree_root,
 )
 from kyso.audit.node_rows import fetch_nodes, left_siblings
-from kyso.canonical import canonical_json
 from kyso.db import Database, audit_entries, audit_head, checkpoints, merkle_nodes, signatures
 from kyso.errors import InvalidRequest, NotFound
+from kyso.formats import canonical_json
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from pg import PostgresServer  # noqa: E402
 from report import write_section  # noqa: E402
 
+from kyso.audit.offline.verify import verify_export  # noqa: E402
 from kyso.audit.store import AuditLog, EntryDraft  # noqa: E402
-from kyso.audit.verify import verify_export  # noqa: E402
 from kyso.db import create_schema, open_database  # noqa: E402
 
 DRAFT = EntryDraft(

@@ -32,13 +32,13 @@ from report import write_section  # noqa: E402
 from kyso.audit.checkpoint import make_checkpoint  # noqa: E402
 from kyso.audit.entry import GENESIS_PREV_HASH, format_time  # noqa: E402
 from kyso.audit.merkle import CompactRange  # noqa: E402
+from kyso.audit.offline.verify import verify_export  # noqa: E402
 from kyso.audit.store import TreeState  # noqa: E402
-from kyso.audit.verify import verify_export  # noqa: E402
-from kyso.canonical import canonical_json  # noqa: E402
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir  # noqa: E402
+from kyso.formats import canonical_json  # noqa: E402
 from kyso.keystore.software import load_certificates, load_software_key  # noqa: E402
-from kyso.signer.timestamp import TimestampClient, TimestampSource  # noqa: E402
-from kyso.signer.tsa import TimestampAuthority  # noqa: E402
+from kyso.signer.timestamp.authority import TimestampAuthority  # noqa: E402
+from kyso.signer.timestamp.client import TimestampClient, TimestampSource  # noqa: E402
 
 EVERY = 10_000
 
@@ -157,7 +157,7 @@ def main() -> None:
             "timestamp and certificate paths (each certificate path validated once). An export file "
             "of 8 MB or more is cut at line boundaries into pieces, large ones first, then smaller "
             "and smaller ones, that this process and one forked process per further core take from "
-            "a shared queue (`kyso.audit.parallel_scan`); each piece is hashed, checked as a chain "
+            "a shared queue (`kyso.audit.offline.parallel_scan`); each piece is hashed, checked as a chain "
             "and reduced to its 256-leaf chunk roots where it is read, and the pieces are stitched "
             "in order. While the forked process starts on the entries, this one checks the "
             "signatures and timestamps of the checkpoints at the end of the file. The CPU columns "

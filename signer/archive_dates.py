@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from asn1crypto import cms
 
 from kyso.errors import InvalidRequest
-from kyso.signer.timestamp import token_signer_certificate
+from kyso.signer.timestamp.client import token_signer_certificate
 
 log = logging.getLogger(__name__)
 

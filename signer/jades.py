@@ -16,10 +16,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from kyso.canonical import canonical_json
 from kyso.errors import InvalidRequest
+from kyso.formats import canonical_json
 from kyso.keystore.base import KeyInfo, Scheme, SigningKey
-from kyso.signer.timestamp import TimestampClient
+from kyso.signer.timestamp.client import TimestampClient
 
 JSON_LEVELS = ("B-B", "B-T")
 _SCHEMES: dict[str, Scheme] = {"RS256": "pkcs1v15", "PS256": "pss", "ES256": "ecdsa"}

@@ -14,7 +14,7 @@ including the previous archive timestamp, and a fresh archive timestamp over it 
 (ETSI EN 319 142-1, 5.4: the "LTA chain").
 
 Revocation data comes from the :class:`~pyhanko_certvalidator.ValidationContext` the caller
-gives: see :mod:`kyso.revocation`. A context in ``require`` mode makes missing data an
+gives: see :mod:`kyso.trust.revocation`. A context in ``require`` mode makes missing data an
 error (:class:`~kyso.errors.RevocationUnavailable`) instead of a silently weaker document.
 """
 

@@ -95,7 +95,7 @@ def load_pdf(data: bytes, repair: bool = False) -> tuple[bytes, PdfFileReader, b
     except EncryptedPdf:
         raise
     except InvalidPdf as exc:
-        from kyso.signer.repair import repair_pdf
+        from kyso.signer.repair.rebuild import repair_pdf
 
         # repair_pdf refuses, naming what was lost, a file that cannot be rebuilt whole.
         fixed = repair_pdf(data)

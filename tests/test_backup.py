@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from support import make_config
 
-from kyso.audit.verify import verify_export
+from kyso.audit.offline.verify import verify_export
 from kyso.cli import main
 from kyso.service import Kyso
 

@@ -1,4 +1,4 @@
-"""RFC 8785 canonical JSON (kyso.canonical) against the published vectors, and strict parsing."""
+"""RFC 8785 canonical JSON (kyso.formats) against the published vectors, and strict parsing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kyso.canonical import MAX_SAFE_INTEGER, canonical_json, parse_json_strict
 from kyso.errors import InvalidJson
+from kyso.formats import MAX_SAFE_INTEGER, canonical_json, parse_json_strict
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "jcs"
 NAMES = sorted(path.stem for path in (VECTORS / "input").glob("*.json"))

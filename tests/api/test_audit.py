@@ -7,10 +7,10 @@ import hashlib
 import pytest
 from support import Service
 
-from kyso.audit.checkpoint_verify import CHECKPOINT_FIELDS
 from kyso.audit.merkle import verify_consistency, verify_inclusion
-from kyso.audit.verify import verify_export
-from kyso.canonical import canonical_json
+from kyso.audit.offline.checkpoint_verify import CHECKPOINT_FIELDS
+from kyso.audit.offline.verify import verify_export
+from kyso.formats import canonical_json
 from kyso.keystore.software import load_certificates
 
 PROOF = "/api/v1/audit/proof"

@@ -25,8 +25,8 @@ from verifiers import (
 )
 
 from kyso.keystore.software import load_certificates
-from kyso.signer.report import VerifySettings
-from kyso.signer.verify_pdf import verify_pdf
+from kyso.signer.verify.pdf import verify_pdf
+from kyso.signer.verify.report import VerifySettings
 
 IN_2035 = datetime(2035, 6, 1, tzinfo=UTC)  # years after SHORT_LIVED expired (end of 2030)
 

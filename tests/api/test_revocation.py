@@ -23,8 +23,8 @@ from verifiers import pdfsig
 from kyso.certs.responder import DevRevocation, Revoked
 from kyso.errors import RevocationUnavailable
 from kyso.keystore.software import load_certificates
-from kyso.revocation import RevocationChecker, RevocationSources
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
+from kyso.trust.revocation import RevocationChecker, RevocationSources
 
 
 def cert_pem(pki: LtvPki, name: str) -> Path:

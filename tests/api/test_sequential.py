@@ -21,8 +21,8 @@ from support import Service, corpus_pdfs
 from verifiers import pdfsig
 
 from kyso.keystore.software import load_certificates
-from kyso.signer.report import VerifySettings
-from kyso.signer.verify_pdf import verify_pdf
+from kyso.signer.verify.pdf import verify_pdf
+from kyso.signer.verify.report import VerifySettings
 
 SIGNERS = ("hospital-seal", "lab-seal", "dr-an")
 

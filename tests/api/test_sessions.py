@@ -33,7 +33,7 @@ from verifiers import (
 
 from kyso.certs.devpki import DEV_PASSPHRASE
 from kyso.db import signing_sessions
-from kyso.signer.timestamp import TimestampClient, http_source
+from kyso.signer.timestamp.client import TimestampClient, http_source
 
 KYSO = "/tmp/kv/bin/kyso"  # the installed console script, as a clinician runs it
 PIN = "clinician-pin-2580"

@@ -15,7 +15,7 @@ from jwcrypto.common import JWSEHeaderParameter
 from support import Service, corpus_records
 from verifiers import openssl_ts_verify
 
-from kyso.canonical import canonical_json
+from kyso.formats import canonical_json
 
 
 def b64url_decode(text: str) -> bytes:

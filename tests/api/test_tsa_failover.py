@@ -13,7 +13,7 @@ from ltv_support import LtvPki, dead_url, open_service, serve
 from support import Service, corpus_pdfs
 from verifiers import openssl_ts_verify, signature_timestamp_of, signatures_of
 
-from kyso.signer.timestamp import make_query
+from kyso.signer.timestamp.client import make_query
 
 # -- the built-in TSA as OpenSSL sees it ------------------------------------------------------
 

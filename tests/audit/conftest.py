@@ -15,8 +15,8 @@ from kyso.certs.devpki import DEV_PASSPHRASE
 from kyso.keystore.base import SigningKey
 from kyso.keystore.software import load_certificates, load_software_key
 from kyso.service import Kyso
-from kyso.signer.timestamp import TimestampClient, TimestampSource
-from kyso.signer.tsa import TimestampAuthority
+from kyso.signer.timestamp.authority import TimestampAuthority
+from kyso.signer.timestamp.client import TimestampClient, TimestampSource
 
 
 @dataclass(frozen=True)

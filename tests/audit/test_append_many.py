@@ -11,8 +11,8 @@ from sqlalchemy import Connection, func, select
 from support import make_config
 
 from kyso.audit.merkle import verify_inclusion
+from kyso.audit.offline.verify import verify_export
 from kyso.audit.store import AppendedEntry, EntryDraft
-from kyso.audit.verify import verify_export
 from kyso.db import audit_entries, merkle_nodes
 from kyso.service import Kyso
 

@@ -11,15 +11,15 @@ from asn1crypto import pem
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import load_pem_x509_certificate
 
-from kyso.audit import checkpoint_trust
 from kyso.audit.checkpoint import make_checkpoint
 from kyso.audit.checkpoint_format import checkpoint_body
-from kyso.audit.checkpoint_trust import CheckpointTrust
-from kyso.audit.checkpoint_verify import CHECKPOINT_FIELDS, verify_checkpoint_signature
+from kyso.audit.offline import checkpoint_trust
+from kyso.audit.offline.checkpoint_trust import CheckpointTrust
+from kyso.audit.offline.checkpoint_verify import CHECKPOINT_FIELDS, verify_checkpoint_signature
 from kyso.audit.store import TreeState
 from kyso.keystore.software import load_certificates
-from kyso.signer.timestamp import TimestampClient, TimestampSource
-from kyso.signer.tsa import TimestampAuthority
+from kyso.signer.timestamp.authority import TimestampAuthority
+from kyso.signer.timestamp.client import TimestampClient, TimestampSource
 
 ORIGIN = "kyso.test/audit"
 STATE = TreeState(7, hashlib.sha256(b"root").digest(), hashlib.sha256(b"head").hexdigest())

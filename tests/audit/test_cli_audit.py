@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from kyso.audit.entry import entry_hash_hex
-from kyso.canonical import canonical_json
 from kyso.cli import main
 from kyso.db import head_revision
+from kyso.formats import canonical_json
 
 
 def runner(data_dir: Path, **env: str):

@@ -24,8 +24,8 @@ import requests
 from serving import kyso_serve
 from support import corpus_pdfs
 
+from kyso.audit.offline.verify import verify_export
 from kyso.audit.store import AuditLog
-from kyso.audit.verify import verify_export
 from kyso.db import open_database
 
 PDF = min(corpus_pdfs(), key=lambda p: p.stat().st_size).read_bytes()

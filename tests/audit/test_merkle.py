@@ -31,7 +31,7 @@ from kyso.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from kyso.audit.spilled_tree import CHUNK, SpilledTree
+from kyso.audit.offline.spilled_tree import CHUNK, SpilledTree
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "merkle"
 MAX_SIZE = 70

@@ -231,7 +231,7 @@ def test_checkpoints_in_the_wrong_order_are_refused(grown):
 
 
 def test_a_checkpoint_is_consistent_with_itself_and_not_with_another_log(grown):
-    from kyso.audit.proof_check import check_consistency
+    from kyso.audit.offline.proof_check import check_consistency
 
     later = json.loads(grown["later"].read_text())
     size = later["tree_size"]

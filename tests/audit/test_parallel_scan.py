@@ -1,4 +1,4 @@
-"""The verifier's parallel pass (kyso.audit.parallel_scan): an export file cut into pieces
+"""The verifier's parallel pass (kyso.audit.offline.parallel_scan): an export file cut into pieces
 checked by forked processes must give exactly the report the line-by-line scan gives."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from chains import build_chain, export, rechain, signed_checkpoint
 
-from kyso.audit import parallel_scan
-from kyso.audit.export_scan import trailing_checkpoints
-from kyso.audit.range_scan import scan_range
-from kyso.audit.verify import VerifyReport, verify_export
+from kyso.audit.offline import parallel_scan
+from kyso.audit.offline.export_scan import trailing_checkpoints
+from kyso.audit.offline.range_scan import scan_range
+from kyso.audit.offline.verify import VerifyReport, verify_export
 
 ENTRIES = 600
 SIZES = (100, 256, 300, 512, 600)

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from kyso.audit.merkle import MemoryTree, tree_root
-from kyso.audit.merkle_worker import serve
-from kyso.audit.spilled_tree import CHUNK, SpilledTree
+from kyso.audit.offline.merkle_worker import serve
+from kyso.audit.offline.spilled_tree import CHUNK, SpilledTree
 
 LEAVES = [hashlib.sha256(b"%d" % i).digest() for i in range(5 * CHUNK + 77)]
 

@@ -16,8 +16,8 @@ from kyso.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from kyso.audit.offline.verify import verify_export
 from kyso.audit.store import EntryDraft
-from kyso.audit.verify import verify_export
 from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Kyso
 

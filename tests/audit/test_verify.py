@@ -1,4 +1,4 @@
-"""The offline verifier (kyso.audit.verify) on exports built here, untouched and tampered."""
+"""The offline verifier (kyso.audit.offline.verify) on exports built here, untouched and tampered."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from chains import ORIGIN, build_chain, export, rechain, signed_checkpoint
 
-from kyso.audit import parallel_scan
-from kyso.audit import verify as verify_module
 from kyso.audit.entry import entry_hash_hex
-from kyso.audit.verify import VerifyReport, load_checkpoints, verify_export
+from kyso.audit.offline import parallel_scan
+from kyso.audit.offline import verify as verify_module
+from kyso.audit.offline.verify import VerifyReport, load_checkpoints, verify_export
 
 SIGNER = None  # the LogSigner fixture, for checkpoint() below
 

@@ -20,9 +20,9 @@ from cryptography.x509.oid import NameOID
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.keystore.base import KeyInfo
 from kyso.keystore.software import SoftwareKey, load_software_key
-from kyso.signer.report import VerifySettings
-from kyso.signer.timestamp import TimestampClient, TimestampSource
-from kyso.signer.tsa import TimestampAuthority
+from kyso.signer.timestamp.authority import TimestampAuthority
+from kyso.signer.timestamp.client import TimestampClient, TimestampSource
+from kyso.signer.verify.report import VerifySettings
 
 PKI = dev_pki_dir()
 

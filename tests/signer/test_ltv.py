@@ -30,10 +30,10 @@ from kyso.keystore.base import KeyInfo
 from kyso.keystore.software import SoftwareKey, load_certificates
 from kyso.signer.ltv import async_extend_pdf
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
-from kyso.signer.report import VerifySettings
-from kyso.signer.timestamp import TimestampClient, TimestampSource
-from kyso.signer.tsa import TimestampAuthority
-from kyso.signer.verify_pdf import verify_pdf
+from kyso.signer.timestamp.authority import TimestampAuthority
+from kyso.signer.timestamp.client import TimestampClient, TimestampSource
+from kyso.signer.verify.pdf import verify_pdf
+from kyso.signer.verify.report import VerifySettings
 
 __all__ = ["ltv_pki"]  # the fixture, imported for this module
 

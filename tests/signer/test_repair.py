@@ -1,4 +1,4 @@
-"""Rebuilding damaged PDFs before signing (kyso.signer.repair), judged by poppler
+"""Rebuilding damaged PDFs before signing (kyso.signer.repair.rebuild), judged by poppler
 (pdftoppm, pdftotext), qpdf and pyHanko on the shared corpus and on files damaged here."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from support import CORPUS as SHARED_CORPUS
 
 from kyso.errors import EncryptedPdf, InvalidPdf
-from kyso.signer import repair
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
-from kyso.signer.repair import rebuild_pdf, repair_pdf
+from kyso.signer.repair import rebuild as repair
+from kyso.signer.repair.rebuild import rebuild_pdf, repair_pdf
 
 CORPUS = SHARED_CORPUS / "pdf"
 UNREADABLE = CORPUS / "017-unreadable-meta-data/unreadablemetadata.pdf"

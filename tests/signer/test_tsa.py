@@ -23,12 +23,12 @@ from support import CORPUS
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.errors import ConfigError, InvalidRequest, TokenUnavailable
 from kyso.keystore.base import KeyInfo, Scheme, SigningKey
-from kyso.signer import tsa as tsa_module
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
-from kyso.signer.report import VerifySettings
-from kyso.signer.timestamp import TimestampClient, TimestampSource
-from kyso.signer.tsa import DEFAULT_POLICY_OID, TimestampAuthority, TimeStampResp
-from kyso.signer.verify_pdf import verify_pdf
+from kyso.signer.timestamp import authority as tsa_module
+from kyso.signer.timestamp.authority import DEFAULT_POLICY_OID, TimestampAuthority, TimeStampResp
+from kyso.signer.timestamp.client import TimestampClient, TimestampSource
+from kyso.signer.verify.pdf import verify_pdf
+from kyso.signer.verify.report import VerifySettings
 
 PKI = dev_pki_dir()
 ROOT = PKI / "root-ca.cert.pem"

@@ -26,8 +26,8 @@ from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.errors import EncryptedPdf, InvalidPdf
 from kyso.signer.cms import KeystoreSigner
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
-from kyso.signer.report import VerifySettings
-from kyso.signer.verify_pdf import revision_candidates, verify_pdf
+from kyso.signer.verify.pdf import revision_candidates, verify_pdf
+from kyso.signer.verify.report import VerifySettings
 
 CORPUS = str(SHARED_CORPUS / "pdf")
 MINIMAL = f"{CORPUS}/001-trivial/minimal-document.pdf"

@@ -1,0 +1,242 @@
+"""The database: schema and engines (SQLite embedded, PostgreSQL in production).
+
+Writes that must serialise (audit appends) take the write lock at the start of their
+transaction: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's row lock on the singleton
+``audit_head`` row. Readers use a second engine and never block writers (SQLite WAL).
+
+The tables below describe the schema; Alembic migrations (``kyso/audit/migrations``)
+create and change it. :func:`create_schema` runs them, under a lock, so that several
+workers or hosts starting at once migrate exactly once. A change to a table here needs a
+new migration in ``audit/migrations/versions`` (tests compare the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+)
+
+metadata = MetaData()
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_hash", String(64), nullable=False, unique=True),
+    Column("time", String(32), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("actor", String(200)),
+    Column("record_id", String(1024), index=True),
+    Column("document_sha256", String(64), index=True),
+    Column("signature_sha256", String(64), index=True),
+    Column("canonical", Text, nullable=False),  # the exact JCS text that was hashed
+)
+
+# One row (id = 1): the tree size and the hash of the last entry. Appenders lock it.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+)
+
+# Hashes of complete (perfect) Merkle subtrees: node (level, idx) covers leaves
+# [idx * 2**level, (idx + 1) * 2**level). Level 0 is the entry hashes themselves.
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("document", Text, nullable=False),  # the checkpoint JSON object
+)
+
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("audit_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("record_id", String(1024), index=True),
+    Column("time", String(32), nullable=False),
+    Column("key", String(200)),  # NULL for an extension: no key alias of ours signed it
+    Column("kind", String(8), nullable=False),  # pdf | json
+    Column("level", String(8), nullable=False),
+    Column("document_sha256", String(64), nullable=False),
+    Column("signature_sha256", String(64), nullable=False, index=True),
+    Column("extend_before", String(32), index=True),  # PDF: extend again before (ISO UTC)
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("keys", Text, nullable=False),  # JSON list of granted aliases
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("client", String(200), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created", Float, nullable=False),  # epoch seconds
+)
+
+signing_sessions = Table(
+    "signing_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("client", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
+    Column("state", LargeBinary, nullable=False),  # prepared documents (JSON)
+)
+
+
+@dataclass
+class Database:
+    """A writer engine (serialised appends) and a reader engine."""
+
+    url: str
+    writer: Engine
+    reader: Engine
+    # Called by dispose(), first: background work on this database (the checkpointer) stops.
+    on_dispose: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def dispose(self) -> None:
+        while self.on_dispose:
+            self.on_dispose.pop()()
+        self.writer.dispose()
+        self.reader.dispose()
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")  # durable before acknowledged
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        # The default deferred BEGIN reads the chain tail outside the write lock,
+        # which forks the chain under concurrency.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def open_database(url: str) -> Database:
+    if url.startswith("sqlite"):
+        return Database(url, _sqlite_engine(url, True), _sqlite_engine(url, False))
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return Database(url, engine, engine)
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Any 64-bit number of our own: the PostgreSQL advisory lock that serialises migrations.
+_MIGRATION_LOCK = 0x6B79736F_6D696772  # "kysomigr"
+
+
+def alembic_config(connection=None):
+    """The Alembic configuration of kyso's migrations, bound to ``connection`` if given."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def schema_revision(db: Database) -> str | None:
+    """The Alembic revision the database is at (None: no kyso schema yet, or pre-Alembic)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with db.reader.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version of kyso."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def create_schema(db: Database) -> None:
+    """Bring the schema to the newest migration and create the chain head row (idempotent).
+
+    Runs the Alembic migrations in one transaction that holds the database's write lock
+    (SQLite ``BEGIN IMMEDIATE``; a PostgreSQL advisory lock), so concurrent starts wait
+    for each other instead of racing. A database made by ``metadata.create_all`` before
+    kyso used Alembic is adopted: stamped at the first revision, then upgraded.
+    """
+    from alembic import command
+
+    from kyso.audit.entry import GENESIS_PREV_HASH
+
+    if schema_revision(db) == head_revision() and _has_head_row(db):
+        return  # the common case (every worker start): no lock, no write
+    with db.writer.begin() as conn:
+        if not db.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        cfg = alembic_config(conn)
+        tables = set(inspect(conn).get_table_names())
+        if "audit_head" in tables and "alembic_version" not in tables:
+            command.stamp(cfg, "0001")
+        command.upgrade(cfg, "head")
+        if conn.execute(select(audit_head.c.id)).first() is None:
+            conn.execute(insert(audit_head).values(id=1, size=0, head_hash=GENESIS_PREV_HASH))
+
+
+def _has_head_row(db: Database) -> bool:
+    with db.reader.connect() as conn:
+        return conn.execute(select(audit_head.c.id)).first() is not None

@@ -1,0 +1,422 @@
+"""Two-step signing sessions (SPEC section 6): a clinician's own token signs what kyso prepared.
+
+:func:`start_session` checks the clinician's certificate chain, prepares every document
+(PDF placeholder and CMS signed attributes; JWS signing input) and stores the session with
+its ``session.start`` audit entry, in one transaction.
+
+:func:`complete_session` checks EVERY returned signature against the certificate before
+anything is embedded, finishes the documents (with the timestamp for ``B-T``), and then, in
+ONE transaction: claims the session (``UPDATE ... WHERE used = false``; a second claim
+finds no row and is ``session_used``), appends one ``sign.pdf``/``sign.json`` entry per
+document with its record registry row, and a ``session.complete`` entry. Until that commit
+nothing is written: an impostor signature, or a timestamp authority that fails, leaves the
+session as it was, usable again until it expires. A completed session keeps no documents, and
+a session is deleted a day after it expired (completing it is then ``not_found``).
+
+Audit entries of a session name it in ``key`` as ``session:<id>``; the signature entries
+name the signer instead, by the RFC 4514 subject of the clinician's certificate, so that a
+record's history shows who signed it. Their ``detail`` holds the session id and the
+certificate's SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from asn1crypto import x509
+from sqlalchemy import Connection, delete, insert, select, update
+
+from kyso.audit.store import AppendedEntry, EntryDraft, register_signature
+from kyso.db import signing_sessions
+from kyso.errors import (
+    Forbidden,
+    InvalidRequest,
+    InvalidSignature,
+    KysoError,
+    NotFound,
+    SessionExpired,
+    SessionUsed,
+)
+from kyso.keystore.software import load_trust_roots
+from kyso.service import Actor, Kyso, sha256_hex
+from kyso.signer import external as twostep
+from kyso.signer.archive_dates import extend_before
+from kyso.signer.external import ALGORITHMS, Algorithm, PreparedPdf
+
+SESSION_LEVELS = ("B-B", "B-T")
+MAX_DOCUMENTS = 100
+STATE_VERSION = 1
+# A session expired this long ago is deleted (its completion is then 404, not 409).
+FORGET_AFTER_SECONDS = 24 * 3600
+
+# Rows a caller writes with the session's audit entries: (connection, entries, result).
+WithEntries = Callable[[Connection, Any, Any], None]
+
+
+@dataclass(frozen=True)
+class DocumentRequest:
+    """One record to sign: a PDF (``pdf`` bytes) or a JSON value (``payload``)."""
+
+    record_id: str | None
+    kind: Literal["pdf", "json"]
+    pdf: bytes = b""
+    payload: Any = None
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    chain: tuple[x509.Certificate, ...]  # the clinician's certificate first, then its issuers
+    documents: tuple[DocumentRequest, ...]
+    level: str = "B-T"
+    reason: str | None = None
+    location: str | None = None
+    rsa_scheme: str = "pkcs1v15"
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    """A document waiting for its signature, as stored in the session's state."""
+
+    record_id: str | None
+    kind: str
+    document_sha256: str  # of the record as received (for JSON: its JCS bytes)
+    algorithm: str
+    data_to_sign: bytes
+    prepared: dict[str, Any]  # PreparedPdf / PreparedJws state
+
+    def state(self) -> dict[str, Any]:
+        """What the session keeps (the data to sign is derived again from ``prepared``)."""
+        keep = ("record_id", "kind", "document_sha256", "algorithm", "prepared")
+        return {name: getattr(self, name) for name in keep}
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "data_to_sign": _b64(self.data_to_sign),
+            "digest": _b64(hashlib.sha256(self.data_to_sign).digest()),
+            "algorithm": self.algorithm,
+        }
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    id: str
+    expires_at: float  # epoch seconds
+    documents: tuple[PreparedDocument, ...]
+
+    def answer(self) -> dict[str, Any]:
+        expires = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "id": self.id,
+            "expires_at": expires,
+            "documents": [d.answer() for d in self.documents],
+        }
+
+
+@dataclass(frozen=True)
+class FinishedDocument:
+    record_id: str | None
+    kind: str
+    document_sha256: str
+    output: twostep.SignedPdf | twostep.SignedJson
+
+    @property
+    def signature_sha256(self) -> str:
+        return (
+            self.output.sha256
+            if isinstance(self.output, twostep.SignedPdf)
+            else self.output.signature_sha256
+        )
+
+    def answer(self, entry: AppendedEntry) -> dict[str, Any]:
+        answer: dict[str, Any] = {"record_id": self.record_id, "audit_seq": entry.seq}
+        if isinstance(self.output, twostep.SignedPdf):
+            answer["pdf"] = _b64(self.output.pdf)
+        else:
+            answer["signature"] = self.output.jws
+        return answer
+
+
+@dataclass(frozen=True)
+class CompletedSession:
+    id: str
+    documents: tuple[FinishedDocument, ...]
+
+
+# -- start -------------------------------------------------------------------
+
+
+def start_session(
+    kyso: Kyso, actor: Actor, request: SessionRequest, with_entry: WithEntries | None = None
+) -> tuple[StartedSession, AppendedEntry]:
+    """Check the chain, prepare every document, store the session and its audit entry."""
+    if request.level not in SESSION_LEVELS:
+        raise InvalidRequest(
+            f"level must be B-B or B-T for a signing session, not {request.level!r}; B-LT and B-LTA "
+            "are not offered for two-step signing yet (extend the signed PDF afterwards)"
+        )
+    if request.level == "B-T" and kyso.timestamper is None:
+        raise InvalidRequest("B-T needs a timestamp authority; none is configured")
+    if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
+        raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
+    leaf, issuers = request.chain[0], request.chain[1:]
+    check_signer_certificate(kyso, leaf, issuers)
+    algorithm = twostep.algorithm_for(leaf, request.rsa_scheme)
+    documents = asyncio.run(_prepare_all(request, algorithm))
+    session = StartedSession(
+        secrets.token_urlsafe(24), time.time() + kyso.config.session_minutes * 60, documents
+    )
+    state = {
+        "version": STATE_VERSION,
+        "level": request.level,
+        "chain": [_b64(c.dump()) for c in request.chain],
+        "documents": [d.state() for d in documents],
+    }
+
+    def store(conn: Connection, appended: AppendedEntry) -> None:
+        forgotten = time.time() - FORGET_AFTER_SECONDS
+        conn.execute(delete(signing_sessions).where(signing_sessions.c.expires_at < forgotten))
+        conn.execute(
+            insert(signing_sessions).values(
+                id=session.id,
+                client=actor.name,
+                expires_at=session.expires_at,
+                used=False,
+                state=json.dumps(state).encode("utf-8"),
+            )
+        )
+        if with_entry is not None:
+            with_entry(conn, appended, session)
+
+    draft = EntryDraft(
+        action="session.start",
+        actor=actor.name,
+        key=f"session:{session.id}",
+        detail={
+            "session": session.id,
+            "level": request.level,
+            "signer": twostep.signer_label(leaf),
+            "signer_sha256": sha256_hex(leaf.dump()),
+            "documents": [
+                {"record_id": d.record_id, "document_sha256": d.document_sha256} for d in documents
+            ],
+        },
+    )
+    return session, kyso.audit.append(draft, store)
+
+
+def check_signer_certificate(
+    kyso: Kyso, leaf: x509.Certificate, issuers: Sequence[x509.Certificate]
+) -> None:
+    """Refuse a certificate that cannot sign now (:func:`kyso.signer.external.check_signer_chain`
+    against the configured trust roots), or that is revoked: the service's own revocation check
+    (the dev PKI's CRLs, or the certificate's CRL and OCSP addresses)."""
+    twostep.check_signer_chain(leaf, issuers, trust_root_ders(kyso.config.trust.roots))
+    kyso.check_not_revoked(leaf, issuers)  # CertificateRevoked (RevocationUnavailable: "require")
+
+
+@functools.lru_cache(maxsize=8)
+def trust_root_ders(patterns: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The DER of every trust anchor that ``[trust] roots`` names (files or glob patterns);
+    kept as bytes, since asn1crypto objects are not safe to share between threads."""
+    return tuple(cert.dump() for cert in load_trust_roots(patterns))
+
+
+async def _prepare_all(
+    request: SessionRequest, algorithm: Algorithm
+) -> tuple[PreparedDocument, ...]:
+    leaf, issuers = request.chain[0], request.chain[1:]
+    prepared = []
+    for index, doc in enumerate(request.documents):
+        try:
+            prepared.append(await _prepare_one(doc, leaf, issuers, algorithm, request))
+        except KysoError as exc:
+            raise type(exc)(f"documents[{index}]: {exc.detail}") from None
+    return tuple(prepared)
+
+
+async def _prepare_one(
+    doc: DocumentRequest,
+    leaf: x509.Certificate,
+    issuers: Sequence[x509.Certificate],
+    algorithm: Algorithm,
+    request: SessionRequest,
+) -> PreparedDocument:
+    if doc.kind == "pdf":
+        pdf = await twostep.prepare_pdf(
+            doc.pdf, leaf, issuers, algorithm, request.level, request.reason, request.location
+        )
+        return PreparedDocument(
+            doc.record_id,
+            "pdf",
+            sha256_hex(doc.pdf),
+            algorithm.name,
+            pdf.signed_attrs,
+            pdf.to_state(),
+        )
+    jws = twostep.prepare_json(doc.payload, leaf, issuers, twostep.signer_kid(leaf), algorithm)
+    state = twostep.prepared_jws_state(jws)
+    return PreparedDocument(
+        doc.record_id, "json", jws.payload_sha256, algorithm.name, jws.signing_input, state
+    )
+
+
+# -- complete ----------------------------------------------------------------
+
+
+def complete_session(
+    kyso: Kyso,
+    actor: Actor,
+    session_id: str,
+    signatures: Sequence[bytes],
+    with_entries: WithEntries | None = None,
+) -> tuple[CompletedSession, list[AppendedEntry]]:
+    """Check every signature, finish every document, and record them all at once."""
+    row = _session_row(kyso, actor, session_id)
+    state = json.loads(bytes(row.state))
+    docs = state["documents"]
+    if len(signatures) != len(docs):
+        raise InvalidRequest(
+            f"the session has {len(docs)} document(s); send exactly one signature for each, in order"
+        )
+    chain = [x509.Certificate.load(base64.b64decode(c)) for c in state["chain"]]
+    leaf, issuers = chain[0], chain[1:]
+    checked = [
+        _check_one(leaf, doc, sig, index)
+        for index, (doc, sig) in enumerate(zip(docs, signatures, strict=True))
+    ]
+    level = state["level"]
+    timestamper = kyso.timestamper if level == "B-T" else None
+    finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
+    completed = CompletedSession(session_id, finished)
+    deadlines = [
+        extend_before(doc.output.pdf) if isinstance(doc.output, twostep.SignedPdf) else None
+        for doc in finished
+    ]
+    drafts = [_sign_draft(actor, session_id, leaf, level, doc) for doc in finished]
+    drafts.append(
+        EntryDraft(
+            action="session.complete",
+            actor=actor.name,
+            key=f"session:{session_id}",
+            detail={"session": session_id, "documents": len(finished)},
+        )
+    )
+
+    def record(conn: Connection, appended: list[AppendedEntry]) -> None:
+        _claim(conn, session_id)
+        for entry, doc, deadline in zip(appended, finished, deadlines, strict=False):
+            register_signature(conn, entry, doc.kind, level, deadline)
+        if with_entries is not None:
+            with_entries(conn, appended, completed)
+
+    return completed, kyso.audit.append_many(drafts, record)
+
+
+def _session_row(kyso: Kyso, actor: Actor, session_id: str) -> Any:
+    """The session, refused if unknown, another client's, used or expired."""
+    with kyso.db.reader.connect() as conn:
+        row = conn.execute(
+            select(signing_sessions).where(signing_sessions.c.id == session_id)
+        ).first()
+    if row is None:
+        raise NotFound(f"no signing session {session_id!r}")
+    if row.client != actor.name:
+        raise Forbidden(
+            "this signing session was started by another client; only that client may complete it"
+        )
+    if row.used:
+        raise SessionUsed("this signing session was completed already; start a new one")
+    if row.expires_at < time.time():
+        raise SessionExpired("this signing session has expired; start a new one and sign again")
+    return row
+
+
+def _claim(conn: Connection, session_id: str) -> None:
+    """Mark the session used, atomically: only one completion finds it unused."""
+    claimed = conn.execute(
+        update(signing_sessions)
+        .where(signing_sessions.c.id == session_id, signing_sessions.c.used.is_(False))
+        .values(used=True, state=b"{}")  # the prepared documents are not needed any more
+    )
+    if claimed.rowcount != 1:
+        raise SessionUsed("this signing session was completed already; start a new one")
+
+
+def _check_one(leaf: x509.Certificate, doc: dict[str, Any], signature: bytes, index: int) -> bytes:
+    algorithm = ALGORITHMS[doc["algorithm"]]
+    try:
+        return twostep.check_signature(leaf, _data_to_sign(doc), signature, algorithm)
+    except InvalidSignature as exc:
+        raise InvalidSignature(
+            f"documents[{index}] (record {doc['record_id']!r}): {exc.detail}"
+        ) from None
+
+
+def _data_to_sign(doc: dict[str, Any]) -> bytes:
+    prepared = doc["prepared"]
+    if doc["kind"] == "pdf":
+        return base64.b64decode(prepared["signed_attrs"])
+    return f"{prepared['protected']}.{prepared['payload']}".encode("ascii")
+
+
+async def _finish_all(
+    docs: list[dict[str, Any]],
+    signatures: list[bytes],
+    leaf: x509.Certificate,
+    issuers: Sequence[x509.Certificate],
+    timestamper: Any,
+) -> tuple[FinishedDocument, ...]:
+    finished = []
+    for doc, signature in zip(docs, signatures, strict=True):
+        algorithm = ALGORITHMS[doc["algorithm"]]
+        output: twostep.SignedPdf | twostep.SignedJson
+        if doc["kind"] == "pdf":
+            prepared = PreparedPdf.from_state(doc["prepared"])
+            output = await twostep.finish_pdf(
+                prepared, signature, leaf, issuers, algorithm, timestamper
+            )
+        else:
+            prepared_jws = twostep.prepared_jws_from_state(doc["prepared"])
+            output = await asyncio.to_thread(
+                twostep.finish_json, prepared_jws, signature, timestamper
+            )
+        finished.append(
+            FinishedDocument(doc["record_id"], doc["kind"], doc["document_sha256"], output)
+        )
+    return tuple(finished)
+
+
+def _sign_draft(
+    actor: Actor, session_id: str, leaf: x509.Certificate, level: str, doc: FinishedDocument
+) -> EntryDraft:
+    detail: dict[str, Any] = {
+        "level": level,
+        "session": session_id,
+        "signer_sha256": sha256_hex(leaf.dump()),
+    }
+    if isinstance(doc.output, twostep.SignedPdf):
+        detail["field"] = doc.output.field
+    return EntryDraft(
+        action=f"sign.{doc.kind}",
+        actor=actor.name,
+        key=twostep.signer_label(leaf),
+        record_id=doc.record_id,
+        document_sha256=doc.document_sha256,
+        signature_sha256=doc.signature_sha256,
+        detail=detail,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
