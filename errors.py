@@ -113,6 +113,10 @@ class CertificateNotYetValid(KysoError):
     code, status, title = "certificate_not_yet_valid", 422, "Signer certificate not yet valid"
 
 
+class CertificateNotForSigning(KysoError):
+    code, status, title = "certificate_not_for_signing", 422, "Certificate not meant for signing documents"
+
+
 class RateLimited(KysoError):
     code, status, title = "rate_limited", 429, "Too many requests"
 

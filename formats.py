@@ -1,4 +1,5 @@
-"""RFC 8785 (JCS) canonical JSON, and a strict JSON parser to go with it.
+"""Small codecs every part shares: RFC 8785 (JCS) canonical JSON and a strict JSON parser to
+go with it; ECDSA signature values as DER or raw ``r||s``; base64url.
 
 Every hash kyso computes over JSON (audit entries, JSON payloads before signing) is a hash
 of the JCS bytes, so two parties that parse and re-serialise the same document get the
@@ -9,11 +10,16 @@ into :class:`~kyso.errors.InvalidJson` and adds the input side that JCS presumes
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from typing import Any
 
 import rfc8785
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from kyso.errors import InvalidJson
 
@@ -139,3 +145,39 @@ def _check_string(text: str) -> None:
             f"string contains a lone surrogate (\\u{ord(text[exc.start]):04x}); "
             "escape pairs must form a valid character"
         ) from exc
+
+
+# -- ECDSA values ---------------------------------------------------------------------
+
+
+def ecdsa_raw_to_der(raw: bytes) -> bytes:
+    """``r||s`` (two equal halves, as PKCS#11 and JWS carry them) as a DER ``Ecdsa-Sig-Value``."""
+    half = len(raw) // 2
+    return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
+
+
+def ecdsa_der_to_raw(der: bytes, size: int = 32) -> bytes:
+    """A DER ``Ecdsa-Sig-Value`` (as CMS carries it) as fixed-width ``r||s`` (RFC 7518 3.4)."""
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def ecdsa_as_der(signature: bytes, size: int) -> bytes:
+    """An ECDSA value of a ``size``-byte curve as canonical DER, whether it came raw ``r||s``
+    or DER. ValueError when it is neither."""
+    if len(signature) == 2 * size:
+        return ecdsa_raw_to_der(signature)
+    r, s = decode_dss_signature(signature)
+    return encode_dss_signature(r, s)
+
+
+# -- base64url --------------------------------------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding (RFC 7515 section 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

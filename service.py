@@ -14,19 +14,17 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asn1crypto import x509
 from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
-from kyso.certs.responder import DevRevocation
 from kyso.config import Config
 from kyso.db import Database, create_schema, open_database
 from kyso.db.clients import ClientRegistry
-from kyso.errors import CertificateExpired, CertificateNotYetValid, KysoError
+from kyso.errors import KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
 from kyso.signer.archive_dates import extend_before
 from kyso.signer.jades import SignedJson, sign_json
@@ -39,13 +37,12 @@ from kyso.signer.timestamp.client import (
     collect_failures,
     http_source,
 )
-from kyso.trust.revocation import (
-    RevocationChecker,
-    RevocationSources,
-    parse_completely,
-    parse_once,
-    refuse_unless_usable,
-)
+from kyso.trust.policy import check_signer
+from kyso.trust.revocation import RevocationChecker, parse_once, refuse_unless_usable
+from kyso.trust.store import TrustStore
+
+if TYPE_CHECKING:
+    from kyso.certs.responder import DevRevocation
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +96,10 @@ class Kyso:
 
     def signing_key(self, alias: str) -> SigningKey:
         """The key for ``alias``, refused if its certificate cannot sign now: not yet
-        valid, expired, or revoked (see :meth:`check_not_revoked`)."""
+        valid, expired, not meant for signing (:mod:`kyso.trust.policy`), or revoked
+        (see :meth:`check_not_revoked`)."""
         key = self.keystore.get(alias)
-        now = datetime.now(UTC)
-        if now < key.info.not_before:
-            raise CertificateNotYetValid(
-                f"the certificate of key alias {alias!r} is valid only from {key.info.not_before:%Y-%m-%d}"
-            )
-        if now > key.info.not_after:
-            raise CertificateExpired(
-                f"the certificate of key alias {alias!r} expired on {key.info.not_after:%Y-%m-%d}"
-            )
+        check_signer(key.info.certificate, who=f"the certificate of key alias {alias!r}")
         parse_once(key)
         self.check_not_revoked(key.info.certificate, key.info.chain)
         return key
@@ -121,23 +111,23 @@ class Kyso:
         """The dev PKI's CRL and OCSP issuer (served under /pki), when ``dev_pki`` is on."""
         if not self.config.dev_pki:
             return None
+        from kyso.certs.responder import DevRevocation
+
         return DevRevocation.from_dir(self.config.pki_dir)
 
     @cached_property
-    def revocation_sources(self) -> RevocationSources:
-        """Trust anchors and revocation data for signing: the dev PKI's own CRLs issued
-        in-process (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs."""
-        from kyso.keystore.software import load_trust_roots
-
-        return RevocationSources(
-            trust_roots=load_trust_roots(self.config.trust.roots),
-            dev=self.dev_revocation,
+    def trust(self) -> TrustStore:
+        """The trust anchors, and revocation data: the dev PKI's own CRLs issued in-process
+        (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs."""
+        return TrustStore.from_patterns(
+            self.config.trust.roots,
+            in_process=self.dev_revocation,
             fetch_timeout=self.config.trust.fetch_timeout_seconds,
         )
 
     @cached_property
     def _revocation_checker(self) -> RevocationChecker:
-        return RevocationChecker(self.revocation_sources, self.config.trust.revocation_cache_seconds)
+        return RevocationChecker(self.trust, self.config.trust.revocation_cache_seconds)
 
     def check_not_revoked(self, cert: x509.Certificate, chain: Sequence[x509.Certificate] = ()) -> str:
         """Refuse a signer certificate that is revoked now (``certificate_revoked``);
@@ -222,7 +212,7 @@ class Kyso:
             return await async_sign_pdf(data, key, options, self.timestamper, stamp_style=stamp)
         base = replace(options, level="B-T")
         signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_style=stamp)
-        context = self.revocation_sources.context(key.info.chain)
+        context = self.trust.revocation_context(key.info.chain)
         try:
             extended = await async_extend_pdf(signed.pdf, options.level, self.timestamper, context)
         finally:
@@ -242,7 +232,7 @@ class Kyso:
         empty: no key alias of ours signed anything)."""
 
         async def run() -> ExtendedPdf:
-            context = self.revocation_sources.context()
+            context = self.trust.revocation_context()
             try:
                 return await async_extend_pdf(data, level, self.timestamper, context)
             finally:
@@ -303,10 +293,7 @@ class Kyso:
 
         with self._settings_lock:
             if self._verify_settings is None:
-                from kyso.keystore.software import load_trust_roots
-
-                roots = load_trust_roots(self.config.trust.roots)
-                parse_completely(roots)  # every request thread reads them: asn1crypto parses lazily
+                roots = self.trust.shared_roots()  # parsed completely: every request thread reads them
                 self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
             return self._verify_settings
 

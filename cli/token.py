@@ -120,7 +120,7 @@ def _read_session(handle: IO[str]) -> dict[str, Any]:
 
 def _to_sign(index: int, doc: dict[str, Any]) -> tuple[bytes, str]:
     """(data_to_sign, keystore scheme) of one document, its digest checked."""
-    from kyso.signer.external import ALGORITHMS
+    from kyso.signer.algorithms import ALGORITHMS
 
     algorithm = ALGORITHMS.get(doc.get("algorithm"))  # type: ignore[arg-type]
     if algorithm is None:

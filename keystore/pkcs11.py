@@ -24,11 +24,11 @@ from asn1crypto import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
 from pkcs11.exceptions import PinExpired, PinIncorrect, PinLocked, PKCS11Error
 
 from kyso.errors import TokenUnavailable
+from kyso.formats import ecdsa_raw_to_der
 from kyso.keystore.base import KeyInfo, Scheme, SigningKey
 from kyso.keystore.pkcs11_session import (
     PinSource,
@@ -91,14 +91,6 @@ def signing_plan(
 def _require(ok: bool, key_type: str, scheme: str) -> None:
     if not ok:
         raise ValueError(f"scheme {scheme!r} does not apply to an {key_type.upper()} key")
-
-
-def raw_ecdsa_to_der(raw: bytes) -> bytes:
-    """``r||s`` (two equal halves, as PKCS#11 returns them) as a DER ``Ecdsa-Sig-Value``."""
-    half = len(raw) // 2
-    return encode_dss_signature(
-        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
-    )
 
 
 def _key_type(key: Any) -> str:
@@ -173,7 +165,7 @@ class Pkcs11Key(SigningKey):
         key_type = self.info.key_type
         with process_lock():
             raw = self._guarded(lambda: self._sign_raw(key_type, data, scheme))
-        return raw_ecdsa_to_der(raw) if scheme == "ecdsa" else raw
+        return ecdsa_raw_to_der(raw) if scheme == "ecdsa" else raw
 
     def check(self) -> None:
         """Log in if needed and touch the key handle: raises TokenUnavailable if it fails."""
@@ -263,7 +255,7 @@ class Pkcs11Key(SigningKey):
         public_key = serialization.load_der_public_key(info.certificate.public_key.dump())
         try:
             if isinstance(public_key, ec.EllipticCurvePublicKey):
-                public_key.verify(raw_ecdsa_to_der(raw), probe, ec.ECDSA(hashes.SHA256()))
+                public_key.verify(ecdsa_raw_to_der(raw), probe, ec.ECDSA(hashes.SHA256()))
             elif isinstance(public_key, rsa.RSAPublicKey):
                 public_key.verify(raw, probe, padding.PKCS1v15(), hashes.SHA256())
         except (InvalidSignature, ValueError):

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import glob
-from collections.abc import Iterable
 from pathlib import Path
 
-from asn1crypto import pem, x509
+from asn1crypto import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from kyso.errors import ConfigError
 from kyso.keystore.base import KeyInfo, Scheme, SigningKey
+from kyso.trust.store import load_certificates
+
+__all__ = ["SoftwareKey", "load_certificates", "load_software_key"]
 
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-
-
-def load_certificates(path: str | Path) -> list[x509.Certificate]:
-    """Every certificate in a PEM or DER file, in file order."""
-    data = Path(path).read_bytes()
-    if pem.detect(data):
-        return [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-    return [x509.Certificate.load(data)]
-
-
-def load_trust_roots(patterns: Iterable[str]) -> tuple[x509.Certificate, ...]:
-    """Every certificate that ``[trust] roots`` names: files, or glob patterns of files
-    (sorted). Read anew at each call, so that each caller has objects of its own: asn1crypto
-    parses lazily and is not safe to share between threads."""
-    paths = [path for pattern in patterns for path in sorted(glob.glob(pattern)) or [pattern]]
-    return tuple(cert for path in paths for cert in load_certificates(path))
 
 
 class SoftwareKey(SigningKey):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import json
 import secrets
@@ -47,11 +46,12 @@ from kyso.errors import (
     SessionExpired,
     SessionUsed,
 )
-from kyso.keystore.software import load_trust_roots
 from kyso.service import Actor, Kyso, sha256_hex
 from kyso.signer import external as twostep
+from kyso.signer.algorithms import ALGORITHMS, Algorithm, algorithm_for, check_signature
 from kyso.signer.archive_dates import extend_before
-from kyso.signer.external import ALGORITHMS, Algorithm, PreparedPdf
+from kyso.signer.external import PreparedPdf
+from kyso.trust.policy import check_signer_path
 
 SESSION_LEVELS = ("B-B", "B-T")
 MAX_DOCUMENTS = 100
@@ -171,7 +171,7 @@ def start_session(
         raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
     leaf, issuers = request.chain[0], request.chain[1:]
     check_signer_certificate(kyso, leaf, issuers)
-    algorithm = twostep.algorithm_for(leaf, request.rsa_scheme)
+    algorithm = algorithm_for(leaf, request.rsa_scheme)
     documents = asyncio.run(_prepare_all(request, algorithm))
     session = StartedSession(
         secrets.token_urlsafe(24), time.time() + kyso.config.session_minutes * 60, documents
@@ -218,18 +218,12 @@ def start_session(
 def check_signer_certificate(
     kyso: Kyso, leaf: x509.Certificate, issuers: Sequence[x509.Certificate]
 ) -> None:
-    """Refuse a certificate that cannot sign now (:func:`kyso.signer.external.check_signer_chain`
-    against the configured trust roots), or that is revoked: the service's own revocation check
-    (the dev PKI's CRLs, or the certificate's CRL and OCSP addresses)."""
-    twostep.check_signer_chain(leaf, issuers, trust_root_ders(kyso.config.trust.roots))
+    """Refuse a certificate that may not sign now (:func:`kyso.trust.policy.check_signer_path`:
+    validity, key usage, key size, a path to a configured trust anchor), or that is revoked:
+    the service's own revocation check (the dev PKI's CRLs, or the certificate's CRL and OCSP
+    addresses)."""
+    check_signer_path(leaf, issuers, kyso.trust)
     kyso.check_not_revoked(leaf, issuers)  # CertificateRevoked (RevocationUnavailable: "require")
-
-
-@functools.lru_cache(maxsize=8)
-def trust_root_ders(patterns: tuple[str, ...]) -> tuple[bytes, ...]:
-    """The DER of every trust anchor that ``[trust] roots`` names (files or glob patterns);
-    kept as bytes, since asn1crypto objects are not safe to share between threads."""
-    return tuple(cert.dump() for cert in load_trust_roots(patterns))
 
 
 async def _prepare_all(
@@ -356,7 +350,7 @@ def _claim(conn: Connection, session_id: str) -> None:
 def _check_one(leaf: x509.Certificate, doc: dict[str, Any], signature: bytes, index: int) -> bytes:
     algorithm = ALGORITHMS[doc["algorithm"]]
     try:
-        return twostep.check_signature(leaf, _data_to_sign(doc), signature, algorithm)
+        return check_signature(leaf, _data_to_sign(doc), signature, algorithm)
     except InvalidSignature as exc:
         raise InvalidSignature(
             f"documents[{index}] (record {doc['record_id']!r}): {exc.detail}"

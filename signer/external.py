@@ -11,49 +11,36 @@ and writes the CMS into the placeholder.
 JSON: the data to sign is the JWS signing input ``ASCII(protected) '.' payload``, with the
 clinician's chain in ``x5c``; finishing assembles the flattened JWS (and its ``sigTst``).
 
-pyHanko's ExternalSigner does not check the signature it is given: :func:`check_signature`
-must pass before anything is finished. :func:`check_signer_chain` refuses, before anything is
-prepared, a signer certificate that cannot sign now.
+pyHanko's ExternalSigner does not check the signature it is given:
+:func:`kyso.signer.algorithms.check_signature` must pass before anything is finished, and
+:func:`kyso.trust.policy.check_signer_path` before anything is prepared.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from io import BytesIO
 from typing import Any
 
-from asn1crypto import algos, cms, x509
+from asn1crypto import cms, x509
 from cryptography import x509 as cx509
-from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps.api import TimeStamper
-from pyhanko_certvalidator import CertificateValidator, ValidationContext
-from pyhanko_certvalidator.errors import ExpiredError, NotYetValidError, PathError, ValidationError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from kyso.errors import (
-    CertificateExpired,
-    CertificateNotYetValid,
     InvalidPdf,
-    InvalidRequest,
-    InvalidSignature,
 )
-from kyso.keystore.base import KeyInfo, Scheme
+from kyso.keystore.base import KeyInfo
+from kyso.signer.algorithms import Algorithm, cms_mechanism
 from kyso.signer.jades import PreparedJws, SignedJson, finish_jws, jws_signature_value, prepare_jws
 from kyso.signer.pades import SignedPdf, free_field_name, load_pdf
 from kyso.signer.timestamp.client import TimestampClient
@@ -65,131 +52,9 @@ TIMESTAMP_ALLOWANCE = 16384
 SIGNATURE_ALLOWANCE = 512
 
 
-@dataclass(frozen=True)
-class Algorithm:
-    """A signature algorithm a clinician's token is asked to use, by its session name."""
-
-    name: str
-    scheme: Scheme  # the keystore's name, as kyso.keystore.pkcs11.sign_many takes it
-    jws_alg: str
-
-
-PKCS1V15 = Algorithm("RSASSA-PKCS1-v1_5-SHA256", "pkcs1v15", "RS256")
-PSS = Algorithm("RSASSA-PSS-SHA256", "pss", "PS256")  # MGF1-SHA-256, salt length 32
-ECDSA = Algorithm("ECDSA-SHA256", "ecdsa", "ES256")  # raw r||s or DER, P-256
-ALGORITHMS = {a.name: a for a in (PKCS1V15, PSS, ECDSA)}
-
-
-def algorithm_for(certificate: x509.Certificate, rsa_scheme: str = "pkcs1v15") -> Algorithm:
-    """The algorithm for the certificate's key: RSA with ``rsa_scheme``, or ECDSA on P-256."""
-    public_key = certificate.public_key
-    if public_key.algorithm == "rsa":
-        if rsa_scheme not in ("pkcs1v15", "pss"):
-            raise InvalidRequest(f"rsa_scheme must be 'pkcs1v15' or 'pss', not {rsa_scheme!r}")
-        return PKCS1V15 if rsa_scheme == "pkcs1v15" else PSS
-    if public_key.algorithm == "ec" and public_key.curve[1] == "secp256r1":
-        return ECDSA
-    raise InvalidRequest("the signer's key must be RSA or ECDSA P-256")
-
-
-def _cms_mechanism(algorithm: Algorithm) -> algos.SignedDigestAlgorithm:
-    if algorithm is PSS:
-        params = algos.RSASSAPSSParams(
-            {
-                "hash_algorithm": {"algorithm": "sha256"},
-                "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
-                "salt_length": 32,
-            }
-        )
-        return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": params})
-    name = "sha256_ecdsa" if algorithm is ECDSA else "sha256_rsa"
-    return algos.SignedDigestAlgorithm({"algorithm": name})
-
-
-def check_signature(
-    certificate: x509.Certificate, data: bytes, signature: bytes, algorithm: Algorithm
-) -> bytes:
-    """Verify ``signature`` over ``data`` with the certificate's public key; return it as CMS
-    carries it (ECDSA as DER, whether it came raw ``r||s`` or DER). Raises InvalidSignature."""
-    public_key = serialization.load_der_public_key(certificate.public_key.dump())
-    try:
-        if algorithm is ECDSA:
-            assert isinstance(public_key, ec.EllipticCurvePublicKey)
-            der = _ecdsa_der(signature, (public_key.curve.key_size + 7) // 8)
-            public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
-            return der
-        assert isinstance(public_key, rsa.RSAPublicKey)
-        pad: padding.AsymmetricPadding = padding.PKCS1v15()
-        if algorithm is PSS:
-            pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-        public_key.verify(signature, data, pad, hashes.SHA256())
-        return signature
-    except (CryptoInvalidSignature, ValueError):
-        raise InvalidSignature(
-            f"the signature is not a valid {algorithm.name} signature by the session's certificate"
-        ) from None
-
-
-def _ecdsa_der(signature: bytes, size: int) -> bytes:
-    """An ECDSA value as canonical DER: raw ``r||s`` (as PKCS#11 returns it) or DER."""
-    if len(signature) == 2 * size:
-        r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-    else:
-        r, s = decode_dss_signature(signature)  # ValueError if it is not DER either
-    return encode_dss_signature(r, s)
-
-
 # -- the signer's certificate ---------------------------------------------------
 
 KEY_COLUMN_MAX = 200  # the record registry's key column
-
-
-def check_signer_chain(
-    leaf: x509.Certificate,
-    issuers: Sequence[x509.Certificate],
-    trust_roots: Sequence[bytes],
-    moment: datetime | None = None,
-) -> None:
-    """Refuse a signer certificate that is not valid at ``moment`` (now), not meant for
-    signing, or not leading through ``issuers`` to one of ``trust_roots`` (DER). Revocation
-    is the caller's to check."""
-    moment = moment or datetime.now(UTC)
-    who = signer_label(leaf)
-    if moment < leaf.not_valid_before:
-        raise CertificateNotYetValid(
-            f"the certificate of {who} is valid only from {leaf.not_valid_before:%Y-%m-%d}"
-        )
-    if moment > leaf.not_valid_after:
-        raise CertificateExpired(
-            f"the certificate of {who} expired on {leaf.not_valid_after:%Y-%m-%d}"
-        )
-    usages = set(leaf.key_usage_value.native) if leaf.key_usage_value is not None else None
-    if usages is not None and not usages & {"digital_signature", "non_repudiation"}:
-        raise InvalidRequest(
-            f"the certificate of {who} is not for signing (key usage {sorted(usages)})"
-        )
-    # Roots come as DER and are parsed here: asn1crypto objects parse lazily and are not
-    # thread-safe, so certificates shared between request threads are never handed over.
-    roots = [x509.Certificate.load(der) for der in trust_roots]
-    context = ValidationContext(
-        trust_roots=roots, other_certs=list(issuers), moment=moment, allow_fetching=False
-    )
-    validator = CertificateValidator(
-        leaf, intermediate_certs=list(issuers), validation_context=context
-    )
-    try:
-        asyncio.run(validator.async_validate_path())
-    except ExpiredError:
-        raise CertificateExpired(f"a certificate in the chain of {who} has expired") from None
-    except NotYetValidError:
-        raise CertificateNotYetValid(
-            f"a certificate in the chain of {who} is not valid yet"
-        ) from None
-    except (ValidationError, PathError):
-        raise InvalidRequest(
-            f"the certificate chain of {who} does not lead to a trusted root; send the signer's "
-            "certificate first, then its issuing CA certificates"
-        ) from None
 
 
 def signer_label(certificate: x509.Certificate) -> str:
@@ -257,7 +122,7 @@ def _external_signer(
             [c for c in chain if c.self_signed == "no"]
         ),
         signature_value=value,
-        signature_mechanism=_cms_mechanism(algorithm),
+        signature_mechanism=cms_mechanism(algorithm),
         embed_roots=False,
     )
 

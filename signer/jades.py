@@ -14,29 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
 from kyso.errors import InvalidRequest
-from kyso.formats import canonical_json
+from kyso.formats import b64url, canonical_json, ecdsa_der_to_raw
 from kyso.keystore.base import KeyInfo, Scheme, SigningKey
 from kyso.signer.timestamp.client import TimestampClient
 
 JSON_LEVELS = ("B-B", "B-T")
 _SCHEMES: dict[str, Scheme] = {"RS256": "pkcs1v15", "PS256": "pss", "ES256": "ecdsa"}
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def ecdsa_der_to_raw(der: bytes, size: int = 32) -> bytes:
-    """CMS carries ECDSA as DER; JWS wants fixed-width ``r || s`` (RFC 7518 3.4)."""
-    r, s = decode_dss_signature(der)
-    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
 def format_sig_time(moment: datetime) -> str:

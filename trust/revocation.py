@@ -3,7 +3,7 @@
 Two sources, chosen by the configuration:
 
 - **the dev PKI** (``dev_pki`` on): fresh CRLs of its CAs are issued in-process by
-  :class:`kyso.certs.responder.DevRevocation` and handed to pyhanko-certvalidator, with no
+  :class:`kyso.certs.responder.DevRevocation` (a :class:`kyso.trust.store.CrlIssuer`) and handed to pyhanko-certvalidator, with no
   HTTP at all. ``kyso serve`` on the embedded default therefore signs ``B-LT`` offline and
   never calls itself (a single-threaded server would wait on its own request). The same
   responder serves ``/pki`` for outside validators (pdfsig, OpenSSL).
@@ -28,64 +28,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from asn1crypto import x509
-from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator import CertificateValidator
 from pyhanko_certvalidator.errors import (
     InsufficientRevinfoError,
     PathBuildingError,
     RevokedError,
     ValidationError,
 )
-from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
-from kyso.certs.responder import DevRevocation
 from kyso.errors import CertificateRevoked, RevocationUnavailable
 from kyso.keystore.base import SigningKey
+from kyso.trust.store import TrustStore, fresh, parse_completely
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_CACHE_SECONDS = 30.0  # an unreachable responder is asked again soon
-
-
-@dataclass(frozen=True)
-class RevocationSources:
-    """Trust anchors and where revocation data comes from (see the module docstring)."""
-
-    trust_roots: tuple[x509.Certificate, ...]
-    dev: DevRevocation | None = None
-    fetch_timeout: float = 10.0
-
-    def context(
-        self, other_certs: Iterable[x509.Certificate] = (), *, require: bool = True
-    ) -> ValidationContext:
-        """A fresh validation context at the current time. ``require``: every certificate
-        below the anchor needs a CRL or OCSP answer, else InsufficientRevinfoError.
-
-        Close it (``await context.aclose()``) when done: it may own HTTP sessions."""
-        roots = [fresh(c) for c in self.trust_roots]
-        others = [fresh(c) for c in other_certs]
-        mode = "require" if require else "soft-fail"
-        if self.dev is not None:
-            return ValidationContext(
-                trust_roots=roots,
-                other_certs=others,
-                revocation_mode=mode,
-                crls=self.dev.crls(),
-                allow_fetching=False,
-            )
-        return ValidationContext(
-            trust_roots=roots,
-            other_certs=others,
-            revocation_mode=mode,
-            allow_fetching=True,
-            fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.fetch_timeout),
-        )
-
-
-def fresh(cert: x509.Certificate) -> x509.Certificate:
-    """A private copy of a certificate. asn1crypto parses fields lazily and is not
-    thread-safe: threads that first read one shared object together corrupt it (seen
-    under load as "No field numbered 1 is present in NameTypeAndValue")."""
-    return x509.Certificate.load(cert.dump())
 
 
 @dataclass(frozen=True)
@@ -99,14 +56,14 @@ class RevocationStatus:
 
 
 async def async_revocation_status(
-    sources: RevocationSources, cert: x509.Certificate, chain: Iterable[x509.Certificate] = ()
+    trust: TrustStore, cert: x509.Certificate, chain: Iterable[x509.Certificate] = ()
 ) -> RevocationStatus:
     """The revocation status of ``cert`` now, from a path to the trust anchors in which
     every certificate's revocation data was checked."""
-    if not sources.trust_roots:
+    if not trust:
         return RevocationStatus("unknown", why="no trust anchors are configured ([trust] roots)")
     chain = [fresh(c) for c in chain]
-    context = sources.context(chain)
+    context = trust.revocation_context(chain)
     try:
         validator = CertificateValidator(fresh(cert), chain, validation_context=context)
         await validator.async_validate_path()
@@ -128,11 +85,11 @@ class RevocationChecker:
 
     def __init__(
         self,
-        sources: RevocationSources,
+        trust: TrustStore,
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.sources = sources
+        self.trust = trust
         self.ttl = ttl_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -152,7 +109,7 @@ class RevocationChecker:
             cached = self._cached(cert)
             if cached is not None:
                 return cached
-            status = asyncio.run(async_revocation_status(self.sources, cert, chain))
+            status = asyncio.run(async_revocation_status(self.trust, cert, chain))
             return self._remember(cert, status)
 
     async def async_status(
@@ -161,7 +118,7 @@ class RevocationChecker:
         cached = self._cached(cert)
         if cached is not None:
             return cached
-        return self._remember(cert, await async_revocation_status(self.sources, cert, chain))
+        return self._remember(cert, await async_revocation_status(self.trust, cert, chain))
 
     def _check_lock(self, cert: x509.Certificate) -> threading.Lock:
         with self._lock:
@@ -226,12 +183,3 @@ def parse_once(key: SigningKey) -> None:
             return
         parse_completely((key.info.certificate, *key.info.chain))
         _parsed_keys.add(key)
-
-
-def parse_completely(certs: Iterable[x509.Certificate]) -> None:
-    """Parse certificates completely, before threads share them (see :func:`parse_once`)."""
-    for cert in certs:
-        cert.native  # every field, recursively  # noqa: B018
-        cert.key_identifier, cert.authority_key_identifier, cert.issuer_serial  # noqa: B018
-        cert.subject.human_friendly, cert.sha256, cert.public_key.algorithm  # noqa: B018
-        cert.self_signed, cert.subject.hashable, cert.issuer.hashable  # noqa: B018

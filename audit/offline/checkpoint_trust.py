@@ -33,12 +33,12 @@ from asn1crypto import cms, pem, x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import load_der_x509_certificate
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, ValidationError
 
 from kyso.audit.entry import format_time
+from kyso.formats import ecdsa_as_der
 
 
 class CheckpointTrust:
@@ -187,21 +187,12 @@ def _signature_holds(cert: x509.Certificate, signature: bytes, data: bytes) -> b
         if isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
         elif isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(_ecdsa_der(signature, public_key), data, ec.ECDSA(hashes.SHA256()))
+            public_key.verify(ecdsa_as_der(signature, (public_key.curve.key_size + 7) // 8), data, ec.ECDSA(hashes.SHA256()))
         else:
             return False
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def _ecdsa_der(signature: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
-    """An ECDSA signature as DER; raw ``r||s`` (as PKCS#11 returns it) is converted."""
-    size = (key.curve.key_size + 7) // 8
-    if len(signature) == 2 * size and signature[0] != 0x30:
-        r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-        return encode_dss_signature(r, s)
-    return signature
 
 
 def _b64(name: str, value: Any) -> bytes:

@@ -52,8 +52,7 @@ from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 
 from kyso.errors import InvalidJson, InvalidRequest
-from kyso.formats import canonical_json, parse_json_strict
-from kyso.signer.jades import b64url, b64url_decode
+from kyso.formats import b64url, b64url_decode, canonical_json, parse_json_strict
 from kyso.signer.verify import report as r
 from kyso.signer.verify.common import (
     KnownData,

@@ -24,7 +24,8 @@ from kyso.certs.responder import DevRevocation, Revoked
 from kyso.errors import RevocationUnavailable
 from kyso.keystore.software import load_certificates
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
-from kyso.trust.revocation import RevocationChecker, RevocationSources
+from kyso.trust.revocation import RevocationChecker
+from kyso.trust.store import TrustStore
 
 
 def cert_pem(pki: LtvPki, name: str) -> Path:
@@ -252,7 +253,7 @@ def test_a_revocation_status_is_remembered_until_it_is_stale(ltv_pki: LtvPki) ->
     roots = tuple(load_certificates(ltv_pki.root_pem))
     now = [1000.0]
     checker = RevocationChecker(
-        RevocationSources(roots, responder), ttl_seconds=300, clock=lambda: now[0]
+        TrustStore(tuple(c.dump() for c in roots), in_process=responder), ttl_seconds=300, clock=lambda: now[0]
     )
     cert, chain = asn1(load(ltv_pki, "dr-binh")), (asn1(load(ltv_pki, "intermediate-ca")),)
     assert checker.status(cert, chain).status == "good"

@@ -20,10 +20,10 @@ from support import CORPUS
 
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.errors import InvalidJson, InvalidRequest, KysoError
-from kyso.formats import canonical_json
+from kyso.formats import b64url, b64url_decode, canonical_json
 from kyso.keystore.base import SigningKey
 from kyso.keystore.software import load_software_key
-from kyso.signer.jades import b64url, b64url_decode, sign_json
+from kyso.signer.jades import sign_json
 from kyso.signer.verify.json import verify_json
 
 RECORDS = CORPUS / "records"

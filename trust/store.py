@@ -1,0 +1,163 @@
+"""The trust store: the configured trust anchors, and every validation context built on them.
+
+Roots are read and checked once, when the service starts. asn1crypto parses fields lazily
+and is not thread-safe (threads that first read one shared object together corrupt it), so
+the store keeps the roots as DER and hands each caller objects of its own
+(:meth:`TrustStore.roots`), except :meth:`TrustStore.shared_roots`, parsed completely once
+under a lock, for callers that only read them.
+
+Every pyhanko-certvalidator ``ValidationContext`` in kyso is made here, so that what may be
+fetched, from where, is decided in one place.
+"""
+
+from __future__ import annotations
+
+import glob
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from asn1crypto import pem, x509
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
+
+from kyso.errors import ConfigError
+
+
+class CrlIssuer(Protocol):
+    """Revocation data issued in-process (the dev PKI's responder): fresh CRLs, DER."""
+
+    def crls(self, now: datetime | None = None) -> list[bytes]: ...
+
+
+def load_certificates(path: str | Path) -> list[x509.Certificate]:
+    """Every certificate in a PEM or DER file, in file order."""
+    data = Path(path).read_bytes()
+    if pem.detect(data):
+        return [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
+    return [x509.Certificate.load(data)]
+
+
+def fresh(cert: x509.Certificate) -> x509.Certificate:
+    """A private copy of a certificate, for a caller that may share the original."""
+    return x509.Certificate.load(cert.dump())
+
+
+def parse_completely(certs: Iterable[x509.Certificate]) -> None:
+    """Parse certificates completely, before threads share them."""
+    for cert in certs:
+        cert.native  # every field, recursively  # noqa: B018
+        cert.key_identifier, cert.authority_key_identifier, cert.issuer_serial  # noqa: B018
+        cert.subject.human_friendly, cert.sha256, cert.public_key.algorithm  # noqa: B018
+        cert.self_signed, cert.subject.hashable, cert.issuer.hashable  # noqa: B018
+
+
+@dataclass
+class TrustStore:
+    """The trust anchors (DER) and how revocation data is obtained for them.
+
+    ``in_process``: CRLs issued in this process (the dev PKI), used instead of any fetch.
+    ``fetch_timeout``: per request, when fetching is allowed at all.
+    """
+
+    root_ders: tuple[bytes, ...]
+    in_process: CrlIssuer | None = None
+    fetch_timeout: float = 10.0
+    _shared: tuple[x509.Certificate, ...] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_patterns(
+        cls, patterns: Iterable[str], *, in_process: CrlIssuer | None = None, fetch_timeout: float = 10.0
+    ) -> TrustStore:
+        """Read ``[trust] roots`` (files or globs); a file that does not parse is a ConfigError."""
+        ders: list[bytes] = []
+        for pattern in patterns:
+            for path in sorted(glob.glob(pattern)) or [pattern]:
+                try:
+                    ders.extend(cert.dump() for cert in load_certificates(path))
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(f"[trust] roots: cannot read {path}: {exc}") from None
+        return cls(tuple(dict.fromkeys(ders)), in_process=in_process, fetch_timeout=fetch_timeout)
+
+    def __bool__(self) -> bool:
+        return bool(self.root_ders)
+
+    def roots(self) -> list[x509.Certificate]:
+        """The anchors as objects of the caller's own."""
+        return [x509.Certificate.load(der) for der in self.root_ders]
+
+    def shared_roots(self) -> tuple[x509.Certificate, ...]:
+        """The anchors parsed completely once, for readers in many threads."""
+        with self._lock:
+            if self._shared is None:
+                roots = tuple(self.roots())
+                parse_completely(roots)
+                self._shared = roots
+            return self._shared
+
+    # -- validation contexts ------------------------------------------------------
+
+    def path_context(
+        self, intermediates: Sequence[x509.Certificate] = (), moment: datetime | None = None
+    ) -> ValidationContext:
+        """Path building only: no revocation, no fetching."""
+        return ValidationContext(
+            trust_roots=self.roots(),
+            other_certs=[fresh(c) for c in intermediates],
+            moment=moment,
+            allow_fetching=False,
+            revocation_mode="soft-fail",
+        )
+
+    def revocation_context(
+        self, other_certs: Iterable[x509.Certificate] = (), *, require: bool = True
+    ) -> ValidationContext:
+        """Now, with revocation data: issued in process when there is such a source,
+        else fetched from the certificates' CRL and OCSP URLs. ``require``: every
+        certificate below the anchor needs an answer. Close it (``await context.aclose()``)."""
+        mode = "require" if require else "soft-fail"
+        others = [fresh(c) for c in other_certs]
+        if self.in_process is not None:
+            return ValidationContext(
+                trust_roots=self.roots(),
+                other_certs=others,
+                revocation_mode=mode,
+                crls=self.in_process.crls(),
+                allow_fetching=False,
+            )
+        return ValidationContext(
+            trust_roots=self.roots(),
+            other_certs=others,
+            revocation_mode=mode,
+            allow_fetching=True,
+            fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.fetch_timeout),
+        )
+
+
+def verification_context(
+    trust_roots: Sequence[x509.Certificate],
+    certs: Sequence[x509.Certificate],
+    crls: Sequence[bytes],
+    ocsps: Sequence[bytes],
+    *,
+    moment: datetime | None,
+    require_revocation: bool,
+    fetch: bool,
+    retroactive: bool = False,
+) -> ValidationContext:
+    """The context a verification runs in: the settings' anchors, what the document and the
+    caller supplied (certificates, CRLs, OCSP responses), at ``moment``."""
+    return ValidationContext(
+        trust_roots=list(trust_roots),
+        other_certs=list(certs),
+        crls=list(crls),
+        ocsps=list(ocsps),
+        moment=moment,
+        allow_fetching=fetch,
+        revocation_mode="require" if require_revocation else "soft-fail",
+        retroactive_revinfo=retroactive,
+    )
