@@ -28,12 +28,15 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The RFC 8785 canonical UTF-8 bytes of ``obj`` (dicts, lists, str, int, float, bool, None).
+    """The RFC 8785 canonical UTF-8 bytes of ``obj`` (dicts, lists, str, int, float, bool, None;
+    a typed row of :mod:`kyso.audit.rows` counts as the JSON object it reads as).
 
     Raises :class:`InvalidJson` for what JCS cannot represent: NaN and infinities, integers
     beyond +-(2**53 - 1), non-string object keys, strings with lone surrogates, and values
     that are not JSON at all (bytes, sets, dates).
     """
+    if hasattr(obj, "to_json"):
+        obj = obj.to_json()
     try:
         return rfc8785.dumps(obj)
     except rfc8785.IntegerDomainError as exc:

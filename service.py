@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from asn1crypto import x509
 from sqlalchemy import Connection
 
+from kyso.audit.rows import Registration
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.config import Config
 from kyso.db import Database, create_schema, open_database
@@ -297,7 +298,8 @@ class Kyso:
                 self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
             return self._verify_settings
 
-    def registered(self, candidates: list[str]) -> dict | None:
+    def registered(self, candidates: list[str]) -> Registration | None:
+        """Where the first of ``candidates`` (SHA-256 of signed outputs) was registered."""
         for digest in candidates:
             found = self.audit.find_signature(digest)
             if found is not None:

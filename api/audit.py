@@ -51,7 +51,7 @@ def entries():
     rows = _kyso().audit.entries(after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return jsonify({"entries": rows, "next": rows[-1]["seq"] if more else None})
+    return jsonify({"entries": [r.to_json() for r in rows], "next": rows[-1].seq if more else None})
 
 
 @bp.get("/audit/export")
@@ -89,7 +89,7 @@ def make_checkpoint():
 def inclusion_proof():
     seq = _required_int("seq")
     tree_size = _int_arg("tree_size", None, 0, _MAX)
-    return jsonify(_kyso().audit.inclusion(seq, tree_size))
+    return jsonify(_kyso().audit.inclusion(seq, tree_size).to_json())
 
 
 @bp.get("/audit/proof/consistency")
@@ -97,7 +97,7 @@ def inclusion_proof():
 def consistency_proof():
     first = _required_int("first")
     second = _int_arg("second", None, 0, _MAX)
-    return jsonify(_kyso().audit.consistency(first, second))
+    return jsonify(_kyso().audit.consistency(first, second).to_json())
 
 
 @bp.get("/records/<path:record_id>")
@@ -105,9 +105,8 @@ def consistency_proof():
 def record(record_id: str):
     g.audit["record_id"] = record_id
     _kyso().record_access(g.client.name, "record.read", record_id=record_id)
-    return jsonify(
-        {"record_id": record_id, "signatures": _kyso().audit.record_signatures(record_id)}
-    )
+    rows = _kyso().audit.record_signatures(record_id)
+    return jsonify({"record_id": record_id, "signatures": [r.to_json() for r in rows]})
 
 
 @bp.get("/records")
@@ -124,4 +123,5 @@ def records_due():
     limit = _int_arg("limit", 1000, 1, 10_000)
     assert limit is not None
     _kyso().record_access(g.client.name, "records.due")
-    return jsonify({"extend_before": raw, "records": _kyso().audit.records_due(before, limit)})
+    rows = _kyso().audit.records_due(before, limit)
+    return jsonify({"extend_before": raw, "records": [r.to_json() for r in rows]})

@@ -1,9 +1,10 @@
-"""Appending to and reading the audit log in the database: entries, proofs, checkpoints.
+"""Appending to the audit log: entries, with what must commit with them, and checkpoints.
 
-An append is one transaction: lock the chain head, number the entry, hash it, insert
-it with its Merkle nodes and whatever the caller must record with it (the record
-registry row, the idempotency result), move the head, commit. Nothing is acknowledged
-before that commit, and nothing half-written survives a failure inside it.
+An append is one transaction (:meth:`AuditLog.appending`): lock the chain head, number
+each entry, hash it, insert it with its Merkle nodes, write whatever must be recorded
+with it (the record registry row, a session, an idempotency reservation's fulfilment),
+move the head, commit. Nothing is acknowledged before that commit, and nothing
+half-written survives a failure inside it.
 
 The lock is the database's, never the process's, so that every worker of every host
 writes one chain: SQLite's ``BEGIN IMMEDIATE`` (:mod:`kyso.db`), and on PostgreSQL
@@ -11,36 +12,30 @@ writes one chain: SQLite's ``BEGIN IMMEDIATE`` (:mod:`kyso.db`), and on PostgreS
 second appender blocks on that row and, once the first commits, reads its new version
 (size and head hash): there is no "read the tail, then insert" window to fork in.
 
-Proofs and roots read only the O(log n) perfect-subtree hashes they need from
-``merkle_nodes`` (written with each entry), all in one query: the nodes a proof reads
-depend only on the sizes (:func:`kyso.audit.merkle.nodes_needed`).
+Reading the log (proofs, entries, the export, the registry) is :mod:`kyso.audit.reads`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kyso.audit.entry import GENESIS_PREV_HASH, format_time, line_hash
-from kyso.audit.merkle import (
-    EMPTY_ROOT,
-    consistency_proof,
-    inclusion_proof,
-    nodes_completed_by,
-    nodes_needed,
-    tree_root,
-)
+from kyso.audit.entry import format_time, line_hash
+from kyso.audit.merkle import nodes_completed_by
 from kyso.audit.node_rows import fetch_nodes, left_siblings
+from kyso.audit.reads import LogReader
+from kyso.audit.rows import LoggedEntry, TreeState, iso_seconds
 from kyso.db import Database, audit_entries, audit_head, checkpoints, merkle_nodes, signatures
-from kyso.errors import InvalidRequest, NotFound
 from kyso.formats import canonical_json
+
+__all__ = ["AppendedEntry", "AuditLog", "EntryDraft", "TreeState", "register_signature"]
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +58,11 @@ class EntryDraft:
 
 @dataclass(frozen=True)
 class AppendedEntry:
+    """An entry as appended: its number, the hashed entry and its hash (hex)."""
+
     seq: int
-    entry: dict[str, Any]
+    entry: LoggedEntry
     entry_hash: str
-
-
-@dataclass(frozen=True)
-class TreeState:
-    """The log at one size: its Merkle root and the entry hash of its last entry (hex)."""
-
-    tree_size: int
-    root_hash: bytes
-    chain_head: str
 
 
 # Built once: SQLAlchemy then compiles and caches each statement once, which matters
@@ -108,7 +96,7 @@ def _insert_entry(conn: Connection, draft: EntryDraft, seq: int, prev_hash: str)
     }
     canonical = canonical_json(entry)
     leaf = line_hash(canonical)
-    appended = AppendedEntry(seq, entry, leaf.hex())
+    appended = AppendedEntry(seq, LoggedEntry.from_json(entry), leaf.hex())
     conn.execute(
         _INSERT_ENTRY,
         {
@@ -128,14 +116,50 @@ def _insert_entry(conn: Connection, draft: EntryDraft, seq: int, prev_hash: str)
     return appended
 
 
-class AuditLog:
-    """The hash-chained, Merkle-tree audit log over one database."""
+class AppendBatch:
+    """The entries of one append transaction, appended in order under the head lock.
+
+    ``conn`` is the transaction's connection: rows written on it commit with the entries
+    or not at all (:func:`register_signature`, a session, an idempotency reservation).
+    """
+
+    def __init__(self, conn: Connection, size: int, head_hash: str) -> None:
+        self.conn = conn
+        self.size = size  # the tree size after the entries appended so far
+        self.head_hash = head_hash
+        self.appended: list[AppendedEntry] = []
+
+    def append(self, draft: EntryDraft) -> AppendedEntry:
+        if draft.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}")
+        appended = _insert_entry(self.conn, draft, self.size, self.head_hash)
+        self.appended.append(appended)
+        self.size, self.head_hash = self.size + 1, appended.entry_hash
+        return appended
+
+
+class AuditLog(LogReader):
+    """The hash-chained, Merkle-tree audit log over one database (reads: :class:`LogReader`)."""
 
     def __init__(self, db: Database):
-        self.db = db
+        super().__init__(db)
         # Called with (new tree size, entries appended) after each append has committed:
         # how the checkpointer learns that a multiple of checkpoint_every was reached.
         self.listeners: list[Callable[[int, int], None]] = []
+
+    @contextmanager
+    def appending(self) -> Iterator[AppendBatch]:
+        """One append transaction: ``batch.append(draft)`` for each entry, rows that must
+        commit with them on ``batch.conn``; committed when the block ends, rolled back
+        (nothing written) if it raises."""
+        with self.db.writer.begin() as conn:
+            head = conn.execute(_LOCK_HEAD).one()
+            batch = AppendBatch(conn, head.size, head.head_hash)
+            yield batch
+            if batch.appended:
+                conn.execute(_MOVE_HEAD, {"new_size": batch.size, "new_head": batch.head_hash})
+        if batch.appended:
+            self._notify(batch.size, len(batch.appended))
 
     def append(
         self,
@@ -143,12 +167,11 @@ class AuditLog:
         with_entry: Callable[[Connection, AppendedEntry], None] | None = None,
     ) -> AppendedEntry:
         """Append one entry; ``with_entry`` writes rows that must commit with it."""
-
-        def with_entries(conn: Connection, appended: list[AppendedEntry]) -> None:
+        with self.appending() as batch:
+            appended = batch.append(draft)
             if with_entry is not None:
-                with_entry(conn, appended[0])
-
-        return self.append_many([draft], with_entries)[0]
+                with_entry(batch.conn, appended)
+        return appended
 
     def append_many(
         self,
@@ -162,104 +185,18 @@ class AuditLog:
         for draft in drafts:
             if draft.outcome not in OUTCOMES:
                 raise ValueError(f"outcome must be one of {OUTCOMES}")
-        with self.db.writer.begin() as conn:
-            head = conn.execute(_LOCK_HEAD).one()
-            appended: list[AppendedEntry] = []
-            seq, prev_hash = head.size, head.head_hash
-            for draft in drafts:
-                appended.append(_insert_entry(conn, draft, seq, prev_hash))
-                seq, prev_hash = seq + 1, appended[-1].entry_hash
+        with self.appending() as batch:
+            appended = [batch.append(draft) for draft in drafts]
             if with_entries is not None:
-                with_entries(conn, appended)
-            conn.execute(_MOVE_HEAD, {"new_size": seq, "new_head": prev_hash})
-        for listener in self.listeners:
-            try:
-                listener(seq, len(drafts))
-            except Exception:  # the entries are committed; a listener must not make them an error
-                log.exception("audit append listener failed")
+                with_entries(batch.conn, appended)
         return appended
 
-    # -- Merkle roots and proofs -------------------------------------------------
-
-    def state(self, tree_size: int | None = None) -> TreeState:
-        """Root and chain head of the log at ``tree_size`` (default: now), read consistently."""
-        with self.db.reader.connect() as conn:
-            size = self._size(conn)
-            if tree_size is None:
-                tree_size = size
-            self._check_size("tree_size", tree_size, size)
-            if tree_size == 0:
-                return TreeState(0, EMPTY_ROOT, GENESIS_PREV_HASH)
-            nodes = fetch_nodes(conn, [*nodes_needed(tree_root, tree_size), (0, tree_size - 1)])
-            return TreeState(
-                tree_size, tree_root(nodes, tree_size), nodes.node(0, tree_size - 1).hex()
-            )
-
-    def inclusion(self, seq: int, tree_size: int | None = None) -> dict[str, Any]:
-        """RFC 9162 inclusion proof of entry ``seq`` in the tree of ``tree_size`` (default: now).
-
-        ``{"leaf_index", "tree_size", "root_hash", "hashes"}`` (hex). ``InvalidRequest``
-        for a seq outside the tree, ``NotFound`` for a tree larger than the log.
-        """
-        with self.db.reader.connect() as conn:
-            size = self._size(conn)
-            tree_size = size if tree_size is None else tree_size
-            self._check_size("tree_size", tree_size, size)
-            if not 0 <= seq < tree_size:
-                raise InvalidRequest(
-                    f"seq {seq} is not in a tree of size {tree_size} (0 <= seq < tree_size)"
-                )
-            needed = nodes_needed(tree_root, tree_size) + nodes_needed(
-                inclusion_proof, seq, tree_size
-            )
-            nodes = fetch_nodes(conn, needed)
-        return {
-            "leaf_index": seq,
-            "tree_size": tree_size,
-            "root_hash": tree_root(nodes, tree_size).hex(),
-            "hashes": [h.hex() for h in inclusion_proof(nodes, seq, tree_size)],
-        }
-
-    def consistency(self, first: int, second: int | None = None) -> dict[str, Any]:
-        """RFC 9162 consistency proof from tree size ``first`` to ``second`` (default: now).
-
-        ``{"first", "second", "first_root", "second_root", "hashes"}`` (hex); empty
-        ``hashes`` when the sizes are equal. ``InvalidRequest`` unless
-        ``0 < first <= second``, ``NotFound`` for a tree larger than the log.
-        """
-        with self.db.reader.connect() as conn:
-            size = self._size(conn)
-            second = size if second is None else second
-            self._check_size("second", second, size)
-            if not 0 < first <= second:
-                raise InvalidRequest(
-                    f"no consistency proof from tree size {first} to {second}: "
-                    "it needs 0 < first <= second (RFC 9162 has none from the empty tree)"
-                )
-            needed = (
-                nodes_needed(tree_root, first)
-                + nodes_needed(tree_root, second)
-                + nodes_needed(consistency_proof, first, second)
-            )
-            nodes = fetch_nodes(conn, needed)
-        return {
-            "first": first,
-            "second": second,
-            "first_root": tree_root(nodes, first).hex(),
-            "second_root": tree_root(nodes, second).hex(),
-            "hashes": [h.hex() for h in consistency_proof(nodes, first, second)],
-        }
-
-    @staticmethod
-    def _size(conn: Connection) -> int:
-        return conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one()
-
-    @staticmethod
-    def _check_size(name: str, tree_size: int, size: int) -> None:
-        if tree_size < 0:
-            raise InvalidRequest(f"{name} must not be negative")
-        if tree_size > size:
-            raise NotFound(f"{name} {tree_size} is beyond the log, which holds {size} entries")
+    def _notify(self, size: int, count: int) -> None:
+        for listener in self.listeners:
+            try:
+                listener(size, count)
+            except Exception:  # the entries are committed; a listener must not make them an error
+                log.exception("audit append listener failed")
 
     # -- checkpoints -------------------------------------------------------------
 
@@ -281,143 +218,6 @@ class AuditLog:
             return existing
         return document
 
-    def checkpoint(self, tree_size: int) -> dict[str, Any] | None:
-        """The stored checkpoint at ``tree_size``, if any."""
-        with self.db.reader.connect() as conn:
-            text = conn.execute(
-                select(checkpoints.c.document).where(checkpoints.c.tree_size == tree_size)
-            ).scalar()
-        return None if text is None else json.loads(text)
-
-    def latest_checkpoint(self) -> dict[str, Any] | None:
-        """The checkpoint with the largest tree size, or None before the first."""
-        with self.db.reader.connect() as conn:
-            text = conn.execute(
-                select(checkpoints.c.document).order_by(checkpoints.c.tree_size.desc()).limit(1)
-            ).scalar()
-        return None if text is None else json.loads(text)
-
-    def latest_checkpoint_mark(self) -> tuple[int, datetime] | None:
-        """(tree_size, created) of the latest checkpoint: what the checkpointer's schedule needs."""
-        with self.db.reader.connect() as conn:
-            row = conn.execute(
-                select(checkpoints.c.tree_size, checkpoints.c.created)
-                .order_by(checkpoints.c.tree_size.desc())
-                .limit(1)
-            ).first()
-        if row is None:
-            return None
-        created = row.created if row.created.tzinfo else row.created.replace(tzinfo=UTC)
-        return row.tree_size, created
-
-    # -- reading -------------------------------------------------------------------
-
-    def size(self) -> int:
-        with self.db.reader.connect() as conn:
-            return conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one()
-
-    def entries(self, after: int = -1, limit: int = 100) -> list[dict[str, Any]]:
-        with self.db.reader.connect() as conn:
-            rows = conn.execute(
-                select(audit_entries.c.canonical)
-                .where(audit_entries.c.seq > after)
-                .order_by(audit_entries.c.seq)
-                .limit(limit)
-            )
-            return [json.loads(r.canonical) for r in rows]
-
-    def export_lines(self, batch: int = 1000) -> Iterator[bytes]:
-        """The log as JSON Lines: entries (the exact hashed bytes), then checkpoints.
-
-        The export is the log as it stood when it began: the entries below the size read
-        then, and the checkpoints of at most that size. Entries and checkpoints written
-        while it streams are left for the next export; a checkpoint beyond the exported
-        entries would otherwise say that they were cut off.
-        """
-        with self.db.reader.connect() as conn:
-            size = self._size(conn)
-        after = -1
-        while after + 1 < size:
-            with self.db.reader.connect() as conn:
-                rows = conn.execute(
-                    select(audit_entries.c.seq, audit_entries.c.canonical)
-                    .where(audit_entries.c.seq > after, audit_entries.c.seq < size)
-                    .order_by(audit_entries.c.seq)
-                    .limit(batch)
-                ).all()
-            if not rows:
-                break
-            for r in rows:
-                yield r.canonical.encode("utf-8") + b"\n"
-            after = rows[-1].seq
-        with self.db.reader.connect() as conn:
-            documents = conn.execute(
-                select(checkpoints.c.document)
-                .where(checkpoints.c.tree_size <= size)
-                .order_by(checkpoints.c.tree_size)
-            )
-            for r in documents:
-                yield r.document.encode("utf-8") + b"\n"
-
-    def record_signatures(self, record_id: str) -> list[dict[str, Any]]:
-        with self.db.reader.connect() as conn:
-            rows = conn.execute(
-                select(signatures)
-                .where(signatures.c.record_id == record_id)
-                .order_by(signatures.c.audit_seq)
-            )
-            return [
-                {
-                    "audit_seq": r.audit_seq,
-                    "time": r.time,
-                    "key": r.key,
-                    "level": r.level,
-                    "document_sha256": r.document_sha256,
-                    "signature_sha256": r.signature_sha256,
-                    "extend_before": r.extend_before,
-                }
-                for r in rows
-            ]
-
-    def records_due(self, before: datetime, limit: int = 1000) -> list[dict[str, Any]]:
-        """Records whose newest signed PDF must be extended before ``before``, soonest first.
-
-        Only the newest registered PDF of each record counts: it is the one an archive keeps
-        (each signature or extension returns a new file holding everything before it).
-        """
-        newest = (
-            select(signatures.c.record_id, func.max(signatures.c.audit_seq).label("seq"))
-            .where(signatures.c.kind == "pdf", signatures.c.record_id.is_not(None))
-            .group_by(signatures.c.record_id)
-            .subquery()
-        )
-        query = (
-            select(signatures)
-            .join(newest, signatures.c.audit_seq == newest.c.seq)
-            .where(signatures.c.extend_before < _iso_seconds(before))
-            .order_by(signatures.c.extend_before, signatures.c.audit_seq)
-            .limit(limit)
-        )
-        with self.db.reader.connect() as conn:
-            return [
-                {
-                    "record_id": r.record_id,
-                    "audit_seq": r.audit_seq,
-                    "level": r.level,
-                    "signature_sha256": r.signature_sha256,
-                    "extend_before": r.extend_before,
-                }
-                for r in conn.execute(query)
-            ]
-
-    def find_signature(self, signature_sha256: str) -> dict[str, Any] | None:
-        """The registry row of a signed output, by the SHA-256 of what was returned."""
-        with self.db.reader.connect() as conn:
-            r = conn.execute(
-                select(signatures).where(signatures.c.signature_sha256 == signature_sha256)
-            ).first()
-            return None if r is None else {"audit_seq": r.audit_seq, "record_id": r.record_id}
-
 
 def register_signature(
     conn: Connection,
@@ -433,20 +233,13 @@ def register_signature(
     conn.execute(
         insert(signatures).values(
             audit_seq=appended.seq,
-            record_id=e["record_id"],
-            time=e["time"],
-            key=e["key"],  # None for an extension: no key alias of ours signed it
+            record_id=e.record_id,
+            time=e.time,
+            key=e.key,  # None for an extension: no key alias of ours signed it
             kind=kind,
             level=level,
-            document_sha256=e["document_sha256"],
-            signature_sha256=e["signature_sha256"],
-            extend_before=_iso_seconds(extend_before),
+            document_sha256=e.document_sha256,
+            signature_sha256=e.signature_sha256,
+            extend_before=iso_seconds(extend_before),
         )
     )
-
-
-def _iso_seconds(moment: datetime | None) -> str | None:
-    """``moment`` as ``YYYY-MM-DDThh:mm:ssZ`` (UTC), which sorts as it compares."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -249,7 +249,7 @@ def records_due(ctx: click.Context, before: str) -> None:
     finally:
         kyso.close()
     for row in due:
-        click.echo(f"{row['record_id']}\t{row['extend_before']}\t{row['level']}\t{row['audit_seq']}")
+        click.echo(f"{row.record_id}\t{row.extend_before}\t{row.level}\t{row.audit_seq}")
 
 
 # -- pki / db ------------------------------------------------------------------

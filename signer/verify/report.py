@@ -29,7 +29,7 @@ Conventions of the JSON form (:meth:`Report.to_json`):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,9 +64,10 @@ COVERAGES = ("ENTIRE_FILE", "ENTIRE_REVISION", "PARTIAL")
 MODIFICATIONS = ("NONE", "FORM_FILLING", "ANNOTATIONS", "OTHER")
 REVOCATION_STATES = ("good", "revoked", "unknown")
 
-Registered = Callable[[list[str]], "dict[str, Any] | None"]
+Registered = Callable[[list[str]], "Mapping[str, Any] | None"]
 """Looks signed outputs up in kyso's own registry: given candidate SHA-256 hex digests,
-``{"audit_seq": int, "record_id": str | None}`` for the first one found, else ``None``."""
+``{"audit_seq": int, "record_id": str | None}`` (a mapping: the registry hands out
+:class:`kyso.audit.rows.Registration`) for the first one found, else ``None``."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class SignatureReport:
     coverage: str | None
     modifications: str | None
     revocation: str
-    registered: dict[str, Any] | None = None
+    registered: Mapping[str, Any] | None = None  # {"audit_seq", "record_id"}: our registry
     message: str | None = None
 
     def __post_init__(self) -> None:
@@ -198,7 +199,7 @@ class SignatureReport:
             "coverage": self.coverage,
             "modifications": self.modifications,
             "revocation": self.revocation,
-            "registered": self.registered,
+            "registered": dict(self.registered) if self.registered is not None else None,
         }
         if self.message is not None:
             body["message"] = self.message

@@ -56,9 +56,10 @@ def proven(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     kyso = Kyso.open(make_config(data))
     try:
         (row,) = kyso.audit.record_signatures("encounter/7/discharge")
-        seq = row["audit_seq"]
-        entries = {"entries": kyso.audit.entries(after=seq - 1, limit=1), "next": seq + 1}
-        proof = kyso.audit.inclusion(seq, checkpoint["tree_size"])
+        seq = row.audit_seq
+        logged = kyso.audit.entries(after=seq - 1, limit=1)
+        entries = {"entries": [e.to_json() for e in logged], "next": seq + 1}
+        proof = kyso.audit.inclusion(seq, checkpoint["tree_size"]).to_json()
     finally:
         kyso.close()
     (work / "entry.json").write_text(json.dumps(entries, ensure_ascii=False))
@@ -161,7 +162,7 @@ def grown(proven) -> dict[str, Path]:
     first = json.loads(proven["checkpoint"].read_text())["tree_size"]
     kyso = Kyso.open(make_config(data))
     try:
-        proof = kyso.audit.consistency(first, json.loads(out)["tree_size"])
+        proof = kyso.audit.consistency(first, json.loads(out)["tree_size"]).to_json()
     finally:
         kyso.close()
     (work / "consistency.json").write_text(json.dumps(proof))
