@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from asn1crypto import x509
+from cachetools import TLRUCache
 from pyhanko_certvalidator import CertificateValidator
 from pyhanko_certvalidator.errors import (
     InsufficientRevinfoError,
@@ -43,6 +44,8 @@ from kyso.trust.store import TrustStore, fresh, parse_completely
 log = logging.getLogger(__name__)
 
 UNKNOWN_CACHE_SECONDS = 30.0  # an unreachable responder is asked again soon
+MAX_CACHED = 10_000  # certificates remembered (clinicians' certificates come and go)
+_CHECK_LOCKS = 64
 
 
 @dataclass(frozen=True)
@@ -81,61 +84,69 @@ async def async_revocation_status(
 
 
 class RevocationChecker:
-    """Revocation status of signer certificates, remembered for a while per certificate."""
+    """Revocation status of signer certificates, remembered for a while per certificate.
+
+    The answers live in a cachetools ``TLRUCache``: bounded (the least recently used
+    certificate is forgotten first) and with an expiry per answer, ``ttl_seconds`` for
+    ``good`` and ``revoked``, at most :data:`UNKNOWN_CACHE_SECONDS` for ``unknown``.
+    Requests that miss together on one certificate wait for the first one's answer
+    instead of all fetching (one lock of a fixed set per certificate hash).
+    """
 
     def __init__(
         self,
         trust: TrustStore,
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        max_certificates: int = MAX_CACHED,
     ) -> None:
         self.trust = trust
         self.ttl = ttl_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._known: dict[str, tuple[RevocationStatus, float]] = {}
-        self._checking: dict[str, threading.Lock] = {}  # one check at a time per certificate
+        self._lock = threading.Lock()  # cachetools caches are not thread-safe
+        self._known: TLRUCache[str, RevocationStatus] = TLRUCache(
+            maxsize=max_certificates, ttu=self._expiry, timer=clock
+        )
+        self._checking = tuple(threading.Lock() for _ in range(_CHECK_LOCKS))
 
     def status(
         self, cert: x509.Certificate, chain: Iterable[x509.Certificate] = ()
     ) -> RevocationStatus:
-        """The status of ``cert``, from the cache while it is fresh. Runs its own event
-        loop: from a coroutine, use :meth:`async_status`."""
-        cached = self._cached(cert)
-        if cached is not None:
-            return cached
-        # Threads that miss together wait for the first one's answer instead of all fetching.
-        with self._check_lock(cert):
-            cached = self._cached(cert)
-            if cached is not None:
-                return cached
-            status = asyncio.run(async_revocation_status(self.trust, cert, chain))
-            return self._remember(cert, status)
+        """The status of ``cert``, from the cache while it is fresh. Runs an event loop of
+        its own: from a coroutine, use :meth:`async_status`."""
+        cached = self._cached(_key(cert))
+        return cached if cached is not None else asyncio.run(self.async_status(cert, chain))
 
     async def async_status(
         self, cert: x509.Certificate, chain: Iterable[x509.Certificate] = ()
     ) -> RevocationStatus:
-        cached = self._cached(cert)
+        key = _key(cert)
+        cached = self._cached(key)
         if cached is not None:
             return cached
-        return self._remember(cert, await async_revocation_status(self.trust, cert, chain))
+        checking = self._checking[int(key[:8], 16) % _CHECK_LOCKS]
+        await asyncio.to_thread(checking.acquire)  # not on the loop: other threads hold it
+        try:
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
+            status = await async_revocation_status(self.trust, cert, chain)
+            return self._remember(key, cert, status)
+        finally:
+            checking.release()
 
-    def _check_lock(self, cert: x509.Certificate) -> threading.Lock:
-        with self._lock:
-            return self._checking.setdefault(_key(cert), threading.Lock())
-
-    def _cached(self, cert: x509.Certificate) -> RevocationStatus | None:
-        key = _key(cert)
-        with self._lock:
-            found = self._known.get(key)
-        if found is None or found[1] < self._clock():
-            return None
-        return found[0]
-
-    def _remember(self, cert: x509.Certificate, status: RevocationStatus) -> RevocationStatus:
+    def _expiry(self, _key: str, status: RevocationStatus, now: float) -> float:
         ttl = self.ttl if status.status != "unknown" else min(self.ttl, UNKNOWN_CACHE_SECONDS)
+        return now + ttl
+
+    def _cached(self, key: str) -> RevocationStatus | None:
         with self._lock:
-            self._known[_key(cert)] = (status, self._clock() + ttl)
+            return self._known.get(key)
+
+    def _remember(
+        self, key: str, cert: x509.Certificate, status: RevocationStatus
+    ) -> RevocationStatus:
+        with self._lock:
+            self._known[key] = status
         if status.status == "unknown":
             name = fresh(cert).subject.human_friendly
             log.warning("revocation status of %s unknown: %s", name, status.why)
