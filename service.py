@@ -2,8 +2,10 @@
 
 The HTTP layer and the command line both call this class; it knows nothing of HTTP.
 Each operation checks the key, signs, timestamps, and appends its audit entry in the
-same transaction as the record registry row (and whatever the caller must store with
-it, such as an idempotent response).
+same transaction as the record registry row and, when the caller holds one, the
+fulfilment of its ``Idempotency-Key`` reservation (:mod:`kyso.db.reservations`): plain
+values handed down, and the entry handed back. Inside, an operation is one coroutine run
+in one event loop (key checks, revocation, signing, timestamps, validation data).
 """
 
 from __future__ import annotations
@@ -12,19 +14,19 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from asn1crypto import x509
-from sqlalchemy import Connection
 
 from kyso.audit.rows import Registration
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.config import Config
 from kyso.db import Database, create_schema, open_database
 from kyso.db.clients import ClientRegistry
+from kyso.db.reservations import Reservation, fulfil
 from kyso.errors import KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
 from kyso.signer.archive_dates import extend_before
@@ -46,9 +48,6 @@ if TYPE_CHECKING:
     from kyso.certs.responder import DevRevocation
 
 log = logging.getLogger(__name__)
-
-# Rows a caller writes in the audit entry's transaction: (connection, entry, result).
-WithEntry = Callable[[Connection, AppendedEntry, Any], None]
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,17 @@ class Kyso:
     # -- keys ---------------------------------------------------------------
 
     def signing_key(self, alias: str) -> SigningKey:
+        """:meth:`async_signing_key` in an event loop of its own."""
+        return asyncio.run(self.async_signing_key(alias))
+
+    async def async_signing_key(self, alias: str) -> SigningKey:
         """The key for ``alias``, refused if its certificate cannot sign now: not yet
         valid, expired, not meant for signing (:mod:`kyso.trust.policy`), or revoked
         (see :meth:`check_not_revoked`)."""
         key = self.keystore.get(alias)
         check_signer(key.info.certificate, who=f"the certificate of key alias {alias!r}")
         parse_once(key)
-        self.check_not_revoked(key.info.certificate, key.info.chain)
+        await self.async_check_not_revoked(key.info.certificate, key.info.chain)
         return key
 
     # -- revocation ---------------------------------------------------------
@@ -131,18 +134,24 @@ class Kyso:
         return RevocationChecker(self.trust, self.config.trust.revocation_cache_seconds)
 
     def check_not_revoked(self, cert: x509.Certificate, chain: Sequence[x509.Certificate] = ()) -> str:
+        """:meth:`async_check_not_revoked` in an event loop of its own."""
+        return asyncio.run(self.async_check_not_revoked(cert, chain))
+
+    async def async_check_not_revoked(
+        self, cert: x509.Certificate, chain: Sequence[x509.Certificate] = ()
+    ) -> str:
         """Refuse a signer certificate that is revoked now (``certificate_revoked``);
         return its status, ``good`` or ``unknown``. An unknown status (no CRL or OCSP answer,
         or no path to a trust anchor) passes under ``[trust] revocation = "soft-fail"`` and is
         ``revocation_unavailable`` under ``"require"``. Answers are cached per certificate
         for ``[trust] revocation_cache_seconds``."""
-        status = self._revocation_checker.status(cert, chain)
+        status = await self._revocation_checker.async_status(cert, chain)
         return refuse_unless_usable(status, cert, require=self.config.trust.revocation == "require")
 
     # -- audit --------------------------------------------------------------
 
-    def record(self, draft: EntryDraft, with_entry: WithEntry | None = None) -> AppendedEntry:
-        return self.audit.append(draft, with_entry)
+    def record(self, draft: EntryDraft) -> AppendedEntry:
+        return self.audit.append(draft)
 
     def record_failure(self, actor: Actor, action: str, error: KysoError, **fields: Any) -> AppendedEntry:
         """The audit entry of a refused or failed operation (never its secrets)."""
@@ -151,19 +160,23 @@ class Kyso:
         return self.audit.append(EntryDraft(action=action, actor=actor.name, outcome=outcome, detail=detail, **fields))
 
     def _append_signature(
-        self, draft: EntryDraft, kind: str, level: str, result: Any, with_entry: WithEntry | None
+        self,
+        draft: EntryDraft,
+        kind: str,
+        level: str,
+        result: Any,
+        reservation: Reservation | None,
     ) -> AppendedEntry:
-        """Append a signing entry with its record registry row (and the caller's rows)."""
-
+        """Append a signing entry with its record registry row and, if given, the
+        fulfilment of the caller's idempotency reservation: one transaction."""
         pdf = getattr(result, "pdf", None)  # a signed or extended PDF
         deadline = extend_before(pdf) if kind == "pdf" and pdf is not None else None
-
-        def also(conn: Connection, appended: AppendedEntry) -> None:
-            register_signature(conn, appended, kind, level, deadline)
-            if with_entry is not None:
-                with_entry(conn, appended, result)
-
-        return self.audit.append(draft, also)
+        with self.audit.appending() as batch:
+            appended = batch.append(draft)
+            register_signature(batch.conn, appended, kind, level, deadline)
+            if reservation is not None:
+                fulfil(batch.conn, reservation, appended.seq)
+        return appended
 
     # -- signing ------------------------------------------------------------
 
@@ -174,11 +187,10 @@ class Kyso:
         data: bytes,
         options: PdfSignOptions,
         record_id: str | None,
-        with_entry: WithEntry | None = None,
+        reservation: Reservation | None = None,
     ) -> tuple[SignedPdf, AppendedEntry]:
-        key = self.signing_key(alias)
         with collect_failures() as tsa_failures:
-            signed = asyncio.run(self._async_sign_pdf(data, key, options))
+            signed = asyncio.run(self._async_sign_pdf(data, alias, options))
         detail: dict[str, Any] = {"level": options.level, "field": signed.field}
         if options.certify:
             detail["certify"] = True
@@ -199,11 +211,12 @@ class Kyso:
             signature_sha256=signed.sha256,
             detail=detail,
         )
-        return signed, self._append_signature(draft, "pdf", options.level, signed, with_entry)
+        return signed, self._append_signature(draft, "pdf", options.level, signed, reservation)
 
-    async def _async_sign_pdf(self, data: bytes, key: SigningKey, options: PdfSignOptions) -> SignedPdf:
-        """Sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and then add the
-        validation data, gathered after the signature exists as validators expect."""
+    async def _async_sign_pdf(self, data: bytes, alias: str, options: PdfSignOptions) -> SignedPdf:
+        """Check the key, sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and
+        then add the validation data, gathered after the signature exists as validators expect."""
+        key = await self.async_signing_key(alias)
         stamp = None
         if options.visible:
             from kyso.signer.stamp import find_font, stamp_style
@@ -226,7 +239,7 @@ class Kyso:
         data: bytes,
         level: str,
         record_id: str | None,
-        with_entry: WithEntry | None = None,
+        reservation: Reservation | None = None,
     ) -> tuple[ExtendedPdf, AppendedEntry]:
         """Add validation data to a signed PDF, and for ``B-LTA`` a fresh archive timestamp;
         audited as ``extend.pdf`` with a registry row, like a signature (its ``key`` is
@@ -257,7 +270,7 @@ class Kyso:
             signature_sha256=extended.sha256,
             detail=detail,
         )
-        return extended, self._append_signature(draft, "pdf", level, extended, with_entry)
+        return extended, self._append_signature(draft, "pdf", level, extended, reservation)
 
     def sign_json(
         self,
@@ -267,9 +280,9 @@ class Kyso:
         level: str,
         detached: bool,
         record_id: str | None,
-        with_entry: WithEntry | None = None,
+        reservation: Reservation | None = None,
     ) -> tuple[SignedJson, AppendedEntry]:
-        key = self.signing_key(alias)
+        key = self.signing_key(alias)  # the one event loop: sign_json itself is synchronous
         signed = sign_json(payload, key, level, detached, self.timestamper)
 
         draft = EntryDraft(
@@ -281,7 +294,7 @@ class Kyso:
             signature_sha256=signed.signature_sha256,
             detail={"level": level, "detached": detached},
         )
-        return signed, self._append_signature(draft, "json", level, signed, with_entry)
+        return signed, self._append_signature(draft, "json", level, signed, reservation)
 
     def record_access(self, actor: str | None, action: str, **fields: Any) -> AppendedEntry:
         """The audit entry of a read that matters (an export, a record lookup)."""
@@ -336,19 +349,12 @@ class Kyso:
         """Create a client and its audit entry together; return its API key (shown once)."""
         for alias in keys:
             self.keystore.get(alias)  # UnknownKey for a typo, before anything is written
-        result: dict[str, str] = {}
-
-        def insert_client(conn: Connection, _appended: AppendedEntry) -> None:
-            result["api_key"] = self.clients.add(name, role, keys, conn=conn)[1]
-
-        self.audit.append(
-            EntryDraft(action="client.add", actor=actor, detail={"client": name, "role": role, "keys": list(keys)}),
-            insert_client,
-        )
-        return result["api_key"]
+        detail = {"client": name, "role": role, "keys": list(keys)}
+        with self.audit.appending() as batch:
+            batch.append(EntryDraft(action="client.add", actor=actor, detail=detail))
+            return self.clients.add(name, role, keys, conn=batch.conn)[1]
 
     def revoke_client(self, actor: str | None, name: str) -> None:
-        self.audit.append(
-            EntryDraft(action="client.revoke", actor=actor, detail={"client": name}),
-            lambda conn, _appended: self.clients.revoke(name, conn),
-        )
+        with self.audit.appending() as batch:
+            batch.append(EntryDraft(action="client.revoke", actor=actor, detail={"client": name}))
+            self.clients.revoke(name, batch.conn)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 
-from flask import Flask, Request, current_app, g, request
+from flask import Flask, Request, current_app, request
 
+from kyso.api import context
 from kyso.api.problems import register_error_handlers
 from kyso.config import Config, load_config
 from kyso.errors import PayloadTooLarge
@@ -80,7 +80,7 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
 
     @app.before_request
     def _limit_body() -> None:
-        g.started = time.perf_counter()
+        context.begin()
         length = request.content_length
         if length is not None and length > config.max_body_bytes:
             # Refused from the header alone, before a byte of the body is read.

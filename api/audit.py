@@ -8,9 +8,10 @@ does not exist yet: retry later). ``tree_size`` and ``second`` default to the lo
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from kyso.api.auth import endpoint
+from kyso.api.context import RequestContext
 from kyso.errors import InvalidRequest, NotFound
 
 bp = Blueprint("audit", __name__)
@@ -44,7 +45,7 @@ def _required_int(name: str) -> int:
 
 @bp.get("/audit/entries")
 @endpoint("audit.entries", "auditor", "admin")
-def entries():
+def entries(ctx: RequestContext):
     after = _int_arg("after", -1, -1, _MAX)
     limit = _int_arg("limit", 100, 1, 1000)
     assert after is not None and limit is not None
@@ -56,16 +57,16 @@ def entries():
 
 @bp.get("/audit/export")
 @endpoint("audit.export", "auditor", "admin")
-def export() -> Response:
+def export(ctx: RequestContext) -> Response:
     kyso = _kyso()
     # The export's own entry is written first, so the export includes it.
-    kyso.record_access(g.client.name, "audit.export")
+    kyso.record_access(ctx.caller.name, "audit.export")
     return Response(stream_with_context(kyso.audit.export_lines()), mimetype="application/jsonl")
 
 
 @bp.get("/audit/checkpoint")
 @endpoint("audit.checkpoint.read", "auditor", "admin")
-def latest_checkpoint():
+def latest_checkpoint(ctx: RequestContext):
     checkpoint = _kyso().audit.latest_checkpoint()
     if checkpoint is None:
         raise NotFound("the log has no checkpoint yet (POST /api/v1/audit/checkpoint makes one)")
@@ -74,19 +75,19 @@ def latest_checkpoint():
 
 @bp.post("/audit/checkpoint")
 @endpoint("audit.checkpoint", "admin")
-def make_checkpoint():
+def make_checkpoint(ctx: RequestContext):
     from kyso.audit.checkpoint import checkpointer_for
 
     kyso = _kyso()
     checkpointer = current_app.extensions.get("kyso.checkpointer") or checkpointer_for(kyso)
     # The request's own entry comes first, so the new checkpoint covers it.
-    kyso.record_access(g.client.name, "audit.checkpoint")
+    kyso.record_access(ctx.caller.name, "audit.checkpoint")
     return jsonify(checkpointer.checkpoint()), 201
 
 
 @bp.get("/audit/proof/inclusion")
 @endpoint("audit.proof", "auditor", "admin")
-def inclusion_proof():
+def inclusion_proof(ctx: RequestContext):
     seq = _required_int("seq")
     tree_size = _int_arg("tree_size", None, 0, _MAX)
     return jsonify(_kyso().audit.inclusion(seq, tree_size).to_json())
@@ -94,7 +95,7 @@ def inclusion_proof():
 
 @bp.get("/audit/proof/consistency")
 @endpoint("audit.proof", "auditor", "admin")
-def consistency_proof():
+def consistency_proof(ctx: RequestContext):
     first = _required_int("first")
     second = _int_arg("second", None, 0, _MAX)
     return jsonify(_kyso().audit.consistency(first, second).to_json())
@@ -102,16 +103,16 @@ def consistency_proof():
 
 @bp.get("/records/<path:record_id>")
 @endpoint("record.read", "his", "auditor", "admin")
-def record(record_id: str):
-    g.audit["record_id"] = record_id
-    _kyso().record_access(g.client.name, "record.read", record_id=record_id)
+def record(ctx: RequestContext, record_id: str):
+    ctx.audit.record_id = record_id
+    _kyso().record_access(ctx.caller.name, "record.read", record_id=record_id)
     rows = _kyso().audit.record_signatures(record_id)
     return jsonify({"record_id": record_id, "signatures": [r.to_json() for r in rows]})
 
 
 @bp.get("/records")
 @endpoint("records.due", "his", "auditor", "admin")
-def records_due():
+def records_due(ctx: RequestContext):
     """Records whose newest signed PDF must be extended before ``extend_before`` (a date
     or an ISO 8601 time), soonest first (:mod:`kyso.signer.archive_dates`)."""
     from kyso.signer.archive_dates import parse_deadline
@@ -122,6 +123,6 @@ def records_due():
     before = parse_deadline(raw)
     limit = _int_arg("limit", 1000, 1, 10_000)
     assert limit is not None
-    _kyso().record_access(g.client.name, "records.due")
+    _kyso().record_access(ctx.caller.name, "records.due")
     rows = _kyso().audit.records_due(before, limit)
     return jsonify({"extend_before": raw, "records": [r.to_json() for r in rows]})

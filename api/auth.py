@@ -2,7 +2,8 @@
 
 Each view declares its audit action and the roles it admits with :func:`endpoint`;
 the caller is authenticated before the body is read, so an unknown caller costs
-nothing but a hash and an audit entry.
+nothing but a hash and an audit entry. The view gets the request's
+:class:`~kyso.api.context.RequestContext` as its first argument.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import current_app, request
 
+from kyso.api import context
+from kyso.api.context import RequestContext
 from kyso.api.limits import limit, limit_address
 from kyso.db.clients import Client
 from kyso.errors import Forbidden, KeyNotGranted, Unauthorized
@@ -34,35 +37,35 @@ def current_client() -> Client:
 
 def endpoint(action: str | None, *roles: str) -> Callable[[F], F]:
     """Mark a view with its audit ``action`` and the ``roles`` that may call it
-    (no roles: public)."""
+    (no roles: public); the view is called as ``view(ctx, **url_values)``."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.action = action
-            g.audit = {}
+            ctx = context.current()
+            ctx.action = action
             if roles:
                 try:
-                    g.client = current_client()
+                    ctx.client = client = current_client()
                 except Unauthorized:
                     limit_address()  # each failure costs an audit entry: not without end
                     raise
-                limit("client", g.client.name, f"client {g.client.name!r}")
-                if g.client.role not in roles:
+                limit("client", client.name, f"client {client.name!r}")
+                if client.role not in roles:
                     raise Forbidden(
-                        f"client {g.client.name!r} has role {g.client.role!r}; this call needs {' or '.join(roles)}"
+                        f"client {client.name!r} has role {client.role!r}; this call needs {' or '.join(roles)}"
                     )
-            return view(*args, **kwargs)
+            return view(ctx, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
 
 
-def require_key_grant(alias: str) -> None:
+def require_key_grant(ctx: RequestContext, alias: str) -> None:
     """Refuse a key alias the calling client may not use (unknown aliases first)."""
     keystore = current_app.extensions["kyso"].keystore
     keystore.get(alias)  # UnknownKey
-    client: Client = g.client
+    client: Client = ctx.caller
     if not client.may_use(alias):
         raise KeyNotGranted(f"client {client.name!r} is not granted key alias {alias!r}")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 
 from kyso.api import idempotency
 from kyso.api.auth import endpoint
-from kyso.api.params import query_str
+from kyso.api.context import RequestContext
+from kyso.api.params import query_str, required_str
 from kyso.errors import InvalidRequest
-from kyso.service import Actor, sha256_hex
+from kyso.service import sha256_hex
 from kyso.signer.ltv import EXTENSION_LEVELS
 
 bp = Blueprint("extend", __name__)
@@ -30,20 +31,17 @@ def _extended_pdf_response(appended: Any, extended: Any) -> Response:
 
 @bp.post("/extend/pdf")
 @endpoint("extend.pdf", "his")
-def extend_pdf() -> Response:
-    level = query_str("level", required=True)
+def extend_pdf(ctx: RequestContext) -> Response:
+    level = required_str("level")
     if level not in EXTENSION_LEVELS:
         raise InvalidRequest(f"level must be B-LT or B-LTA, not {level!r}")
     record_id = query_str("record_id")
-    g.audit.update(record_id=record_id)
-    replay = idempotency.begin()
-    if replay is not None:
-        return replay
+    ctx.audit.record_id = record_id
     data = request.get_data()
-    g.audit["document_sha256"] = sha256_hex(data)
-    actor = Actor(g.client.name, g.client.role)
+    ctx.audit.document_sha256 = sha256_hex(data)
     kyso = current_app.extensions["kyso"]
     return idempotency.run(
-        lambda also: kyso.extend_pdf(actor, data, level, record_id, with_entry=also),
+        ctx,
+        lambda reservation: kyso.extend_pdf(ctx.actor, data, level, record_id, reservation),
         _extended_pdf_response,
     )

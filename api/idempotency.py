@@ -1,35 +1,52 @@
 """``Idempotency-Key``: a retry gets the first answer byte for byte, and no second entry.
 
-The stored answer is written in the same transaction as the audit entry of the
-operation, so an operation and its remembered answer exist together or not at all.
-Two concurrent requests with one key: the second to commit fails on the primary key,
-its transaction (audit entry included) rolls back, and it answers with the first's.
+Every state-changing view answers through :func:`run`::
+
+    return idempotency.run(
+        ctx,
+        lambda reservation: kyso.sign_pdf(ctx.actor, alias, data, options, record_id, reservation),
+        _signed_pdf_response,  # (entry, result) -> Response, built after the commit
+    )
+
+Without the header the operation just runs (``reservation`` None). With it, the key is
+claimed first (:class:`kyso.db.reservations.Reservations`); the domain fulfils the
+reservation in the operation's audit transaction (so the operation and the mark that it
+was done exist together or not at all), and the answer built from the returned entry is
+kept after that commit. A concurrent retry waits for that answer; a failure releases
+the key. :mod:`kyso.db.reservations` says what a crash between the steps leaves.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-from flask import Response, current_app, g, request
-from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from flask import Response, current_app, request
 
-from kyso.db import idempotency
+from kyso.api.context import RequestContext
+from kyso.db.reservations import (
+    IdempotentCall,
+    InProgress,
+    Reservation,
+    ReservationLost,
+    Reservations,
+    StoredAnswer,
+)
 from kyso.errors import IdempotencyConflict, InvalidRequest
 
+log = logging.getLogger(__name__)
+
 _KEPT_HEADERS = ("Content-Type", "Kyso-Audit-Seq", "Kyso-Document-SHA256", "Kyso-Repaired")
+WAIT_SECONDS = 60.0  # how long a retry waits for a concurrent first request to answer
+_POLL_SECONDS = 0.05
 
+R = TypeVar("R")  # the domain result
+E = TypeVar("E")  # the audit entry (or entries) that recorded it
 
-@dataclass(frozen=True)
-class IdempotentCall:
-    client: str
-    key: str
-    request_hash: str
+Operation = Callable[[Reservation | None], tuple[R, E]]
 
 
 def request_fingerprint() -> str:
@@ -40,93 +57,78 @@ def request_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _stored(conn: Connection, call: IdempotentCall, max_age: float) -> Response | None:
-    row = conn.execute(
-        select(idempotency).where(idempotency.c.client == call.client, idempotency.c.key == call.key)
-    ).first()
-    if row is None or row.created < time.time() - max_age:
-        return None
-    if row.request_hash != call.request_hash:
-        raise IdempotencyConflict(
-            f"Idempotency-Key {call.key!r} was used for a different request; use a new key for a new request"
-        )
-    resp = Response(bytes(row.body), status=row.status)
-    for name, value in json.loads(row.headers).items():
-        resp.headers[name] = value
-    resp.headers["Idempotent-Replayed"] = "true"
-    return resp
-
-
-def begin() -> Response | None:
-    """Before an operation: the remembered answer if this is a retry, else None
-    (and the call is remembered in ``g`` for :func:`remember`)."""
+def idempotent_call(ctx: RequestContext) -> IdempotentCall | None:
+    """The request's ``Idempotency-Key`` call, or None without the header."""
     key = request.headers.get("Idempotency-Key")
-    g.idempotent = None
     if key is None:
         return None
     if not 1 <= len(key) <= 255 or not key.isprintable():
         raise InvalidRequest("Idempotency-Key must be 1 to 255 printable characters")
-    call = IdempotentCall(g.client.name, key, request_fingerprint())
+    return IdempotentCall(ctx.caller.name, key, request_fingerprint())
+
+
+def _reservations() -> Reservations:
     kyso = current_app.extensions["kyso"]
-    max_age = kyso.config.idempotency_hours * 3600
-    with kyso.db.reader.connect() as conn:
-        stored = _stored(conn, call, max_age)
-    if stored is None:
-        with kyso.db.writer.begin() as conn:
-            conn.execute(
-                delete(idempotency).where(
-                    idempotency.c.client == call.client,
-                    idempotency.c.key == call.key,
-                    idempotency.c.created < time.time() - max_age,
-                )
-            )
-    g.idempotent = call
-    return stored
+    return Reservations(kyso.db, kyso.config.idempotency_hours * 3600)
 
 
-def remember(build: Callable[[Any, Any], Response]) -> Callable[[Connection, Any, Any], None] | None:
-    """A ``with_entry`` callback that stores the answer built from (entry, result)."""
-    call: IdempotentCall | None = g.get("idempotent")
+def run(ctx: RequestContext, operation: Operation[R, E], build: Callable[[E, R], Response]) -> Response:
+    """Run ``operation`` once per Idempotency-Key and answer with ``build(entry, result)``;
+    a retry (or a request that lost the race) gets the first answer, replayed."""
+    call = idempotent_call(ctx)
     if call is None:
-        return None
+        result, entry = operation(None)
+        return build(entry, result)
+    reservations = _reservations()
+    while True:
+        claimed = _claim(reservations, call)
+        if isinstance(claimed, StoredAnswer):
+            ctx.replayed = True
+            return replay(claimed)
+        try:
+            result, entry = operation(claimed)
+        except ReservationLost:
+            continue  # held past its lease and taken over: wait for the new holder's answer
+        except BaseException:
+            reservations.release(claimed)  # a failure is not remembered
+            raise
+        response = build(entry, result)
+        try:
+            reservations.answer(claimed, stored(response))
+        except Exception:  # done and durable: a retry is told its entry (kyso.db.reservations)
+            log.exception("could not keep the answer for Idempotency-Key %r", call.key)
+        return response
 
-    def store(conn: Connection, appended: Any, result: Any) -> None:
-        resp = build(appended, result)
-        g.idempotent_response = resp
-        headers = {h: resp.headers[h] for h in _KEPT_HEADERS if h in resp.headers}
-        conn.execute(
-            insert(idempotency).values(
-                client=call.client,
-                key=call.key,
-                request_hash=call.request_hash,
-                status=resp.status_code,
-                headers=json.dumps(headers),
-                body=resp.get_data(),
-                created=time.time(),
+
+def _claim(reservations: Reservations, call: IdempotentCall) -> Reservation | StoredAnswer:
+    """Claim the key, waiting while a concurrent request with it is under way."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        claimed = reservations.claim(call)
+        if not isinstance(claimed, InProgress):
+            return claimed
+        if claimed.audit_seq is not None and claimed.abandoned():
+            raise IdempotencyConflict(
+                f"the request with Idempotency-Key {call.key!r} was done (audit entry "
+                f"{claimed.audit_seq}) but its answer was lost; it is not repeated. Read the "
+                "record's signatures, or use a new key to sign again"
             )
-        )
-
-    return store
-
-
-def replay_after_race() -> Response:
-    """The first answer, for a request that lost the race to store it."""
-    call: IdempotentCall = g.idempotent
-    kyso = current_app.extensions["kyso"]
-    with kyso.db.reader.connect() as conn:
-        stored = _stored(conn, call, kyso.config.idempotency_hours * 3600)
-    if stored is None:  # pragma: no cover - the winner committed before we failed
-        raise IdempotencyConflict("a concurrent request with this Idempotency-Key is in progress; retry")
-    return stored
+        if time.monotonic() > deadline:
+            raise IdempotencyConflict(
+                f"a request with Idempotency-Key {call.key!r} is still in progress; retry later"
+            )
+        time.sleep(_POLL_SECONDS)
 
 
-def run(operation: Callable[[Any], tuple[Any, Any]], build: Callable[[Any, Any], Response]) -> Response:
-    """Run an operation that writes an audit entry, storing its answer (built from the
-    entry and the result) in the entry's transaction for an Idempotency-Key retry."""
-    try:
-        result, appended = operation(remember(build))
-    except IntegrityError:
-        if g.get("idempotent") is not None:
-            return replay_after_race()
-        raise
-    return build(appended, result)
+def stored(response: Response) -> StoredAnswer:
+    """What is kept of an answer: its status, the headers that matter, its body."""
+    headers = {h: response.headers[h] for h in _KEPT_HEADERS if h in response.headers}
+    return StoredAnswer(response.status_code, headers, response.get_data())
+
+
+def replay(answer: StoredAnswer) -> Response:
+    resp = Response(answer.body, status=answer.status)
+    for name, value in answer.headers.items():
+        resp.headers[name] = value
+    resp.headers["Idempotent-Replayed"] = "true"
+    return resp

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from asn1crypto import pem
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from kyso.api.auth import endpoint
+from kyso.api.context import RequestContext
 from kyso.errors import KysoError
 from kyso.keystore.base import KeyInfo
 
@@ -32,9 +33,9 @@ def describe_key(info: KeyInfo) -> dict[str, Any]:
 
 @bp.get("/keys")
 @endpoint(None, "his", "admin")
-def list_keys():
+def list_keys(ctx: RequestContext):
     kyso = current_app.extensions["kyso"]
-    client = g.client
+    client = ctx.caller
     aliases = [a for a in kyso.keystore.aliases() if client.role == "admin" or client.may_use(a)]
     keys = []
     for alias in aliases:

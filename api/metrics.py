@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -20,6 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from kyso.api import context
 
 bp = Blueprint("metrics", __name__)
 
@@ -60,11 +62,10 @@ def install(app: Flask) -> None:
     def _count(response):
         endpoint = request.endpoint or "unknown"
         metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
-        started = g.get("started")
-        if started is not None:
-            metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        labels = g.get("signature_labels")
-        if labels is not None and response.status_code == 200:
+        ctx = context.current()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - ctx.started)
+        labels = ctx.signature_labels
+        if labels is not None and response.status_code == 200 and not ctx.replayed:
             metrics.signatures.labels(*labels).inc()
         return response
 

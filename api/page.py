@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from kyso.api import context
 from kyso.api.limits import limit_address
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
@@ -36,11 +37,12 @@ def verify() -> Response:
     _public()
     limit_address()
     kyso = current_app.extensions["kyso"]
-    g.action, g.audit = "verify.page", {}
+    ctx = context.current()
+    ctx.action = "verify.page"
     anonymous = Actor(None)
     if request.mimetype == "application/pdf":
         data = request.get_data()
-        g.audit["document_sha256"] = sha256_hex(data)
+        ctx.audit.document_sha256 = sha256_hex(data)
         return jsonify(kyso.verify_pdf(anonymous, data))
     if request.mimetype == "application/json":
         body = json_body()

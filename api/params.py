@@ -21,6 +21,13 @@ def query_str(name: str, required: bool = False, max_len: int = 1024) -> str | N
     return value
 
 
+def required_str(name: str, max_len: int = 1024) -> str:
+    """A query parameter that must be given (``invalid_request`` naming it otherwise)."""
+    value = query_str(name, required=True, max_len=max_len)
+    assert value is not None  # query_str raised otherwise
+    return value
+
+
 def parse_bool(name: str) -> bool:
     value = request.args.get(name, "").lower()
     if value in _TRUE:

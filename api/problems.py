@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from kyso.api import context
 from kyso.errors import (
     InvalidRequest,
     KysoError,
@@ -44,21 +46,19 @@ def _from_http(exc: HTTPException) -> KysoError:
 
 
 def audit_failure(error: KysoError) -> None:
-    """Record a refused or failed API call, once, with what the view knew so far."""
-    action = getattr(g, "action", None)
-    if action is None or getattr(g, "failure_recorded", False):
+    """Record a refused or failed API call, once, with what the view knew so far
+    (the request context: action, client, audit fields)."""
+    ctx = context.current()
+    if ctx.action is None or ctx.failure_recorded:
         return
     if error.code == "rate_limited":
         return  # a flood must not write the log (kyso.api.limits); /metrics counts them
-    g.failure_recorded = True
+    ctx.failure_recorded = True
     kyso = current_app.extensions["kyso"]
-    client = getattr(g, "client", None)
-    from kyso.service import Actor
-
     try:
-        kyso.record_failure(Actor(client.name if client else None), action, error, **getattr(g, "audit", {}))
+        kyso.record_failure(ctx.actor, ctx.action, error, **asdict(ctx.audit))
     except Exception:  # the answer to the caller must not be lost because logging failed
-        log.exception("could not record the failure of %s in the audit log", action)
+        log.exception("could not record the failure of %s in the audit log", ctx.action)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -11,13 +11,13 @@ import json
 from typing import Any
 
 from asn1crypto import pem, x509
-from flask import Blueprint, Response, current_app, g
+from flask import Blueprint, Response, current_app
 
 from kyso.api import idempotency
 from kyso.api.auth import endpoint
+from kyso.api.context import RequestContext
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
-from kyso.service import Actor
 from kyso.sessions.service import complete_session, start_session
 from kyso.sessions.state import CompletedSession, DocumentRequest, SessionRequest, StartedSession
 
@@ -48,17 +48,15 @@ def _started(appended: Any, session: StartedSession) -> Response:
 
 @bp.post("/signing-sessions")
 @endpoint("session.start", "his")
-def start() -> Response:
+def start(ctx: RequestContext) -> Response:
     body = json_body()
     unknown = set(body) - _START_MEMBERS
     if unknown:
         raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
     request = parse_session_request(body)
-    replay = idempotency.begin()
-    if replay is not None:
-        return replay
-    actor = Actor(g.client.name, g.client.role)
-    return idempotency.run(lambda also: start_session(_kyso(), actor, request, also), _started)
+    return idempotency.run(
+        ctx, lambda reservation: start_session(_kyso(), ctx.actor, request, reservation), _started
+    )
 
 
 def parse_session_request(body: dict[str, Any]) -> SessionRequest:
@@ -149,21 +147,19 @@ def _completed(appended: list[Any], completed: CompletedSession) -> Response:
 
 @bp.post("/signing-sessions/<session_id>/complete")
 @endpoint("session.complete", "his")
-def complete(session_id: str) -> Response:
+def complete(ctx: RequestContext, session_id: str) -> Response:
     if len(session_id) > MAX_SESSION_ID:
         raise NotFound("no such signing session")
-    g.audit["key"] = f"session:{session_id}"
+    ctx.audit.key = f"session:{session_id}"
     body = json_body()
     unknown = set(body) - {"signatures"}
     if unknown:
         raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
     signatures = _parse_signatures(body.get("signatures"))
-    replay = idempotency.begin()
-    if replay is not None:
-        return replay
-    actor = Actor(g.client.name, g.client.role)
     return idempotency.run(
-        lambda also: complete_session(_kyso(), actor, session_id, signatures, also), _completed
+        ctx,
+        lambda reservation: complete_session(_kyso(), ctx.actor, session_id, signatures, reservation),
+        _completed,
     )
 
 

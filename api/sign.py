@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 
 from kyso.api import idempotency
 from kyso.api.auth import endpoint, require_key_grant
-from kyso.api.params import parse_bool, parse_box, parse_int, query_str
+from kyso.api.context import RequestContext
+from kyso.api.params import parse_bool, parse_box, parse_int, query_str, required_str
 from kyso.errors import InvalidJson, InvalidRequest
 from kyso.formats import parse_json_strict
-from kyso.service import Actor, sha256_hex
+from kyso.service import sha256_hex
 from kyso.signer.pades import PdfSignOptions
 
 bp = Blueprint("sign", __name__)
@@ -33,17 +34,14 @@ def _signed_pdf_response(appended: Any, signed: Any) -> Response:
 
 @bp.post("/sign/pdf")
 @endpoint("sign.pdf", "his")
-def sign_pdf() -> Response:
-    alias = query_str("key", required=True)
+def sign_pdf(ctx: RequestContext) -> Response:
+    alias = required_str("key")
     record_id = query_str("record_id")
-    g.audit.update(key=alias, record_id=record_id)
-    require_key_grant(alias)
-    replay = idempotency.begin()
-    if replay is not None:
-        return replay
+    ctx.audit.key, ctx.audit.record_id = alias, record_id
+    require_key_grant(ctx, alias)
     data = request.get_data()
-    g.audit["document_sha256"] = sha256_hex(data)
-    g.signature_labels = ("pdf", alias, request.args.get("level") or "B-T")
+    ctx.audit.document_sha256 = sha256_hex(data)
+    ctx.signature_labels = ("pdf", alias, request.args.get("level") or "B-T")
     options = PdfSignOptions(
         level=query_str("level") or "B-T",
         reason=query_str("reason"),
@@ -55,9 +53,9 @@ def sign_pdf() -> Response:
         box=parse_box("box"),
         repair=parse_bool("repair"),
     )
-    actor = Actor(g.client.name, g.client.role)
     return idempotency.run(
-        lambda also: _kyso().sign_pdf(actor, alias, data, options, record_id, with_entry=also),
+        ctx,
+        lambda reservation: _kyso().sign_pdf(ctx.actor, alias, data, options, record_id, reservation),
         _signed_pdf_response,
     )
 
@@ -84,7 +82,7 @@ def _signed_json_response(appended: Any, signed: Any) -> Response:
 
 @bp.post("/sign/json")
 @endpoint("sign.json", "his")
-def sign_json() -> Response:
+def sign_json(ctx: RequestContext) -> Response:
     body = json_body()
     unknown = set(body) - {"key", "payload", "level", "record_id", "detached"}
     if unknown:
@@ -95,20 +93,19 @@ def sign_json() -> Response:
     record_id = body.get("record_id")
     if record_id is not None and not isinstance(record_id, str):
         raise InvalidRequest("'record_id' must be a string")
-    g.audit.update(key=alias, record_id=record_id)
-    require_key_grant(alias)
+    ctx.audit.key, ctx.audit.record_id = alias, record_id
+    require_key_grant(ctx, alias)
     if "payload" not in body:
         raise InvalidRequest("'payload' (the JSON record to sign) is required")
     level = body.get("level", "B-T")
     detached = body.get("detached", False)
     if not isinstance(detached, bool):
         raise InvalidRequest("'detached' must be true or false")
-    replay = idempotency.begin()
-    if replay is not None:
-        return replay
-    g.signature_labels = ("json", alias, str(level))
-    actor = Actor(g.client.name, g.client.role)
+    ctx.signature_labels = ("json", alias, str(level))
     return idempotency.run(
-        lambda also: _kyso().sign_json(actor, alias, body["payload"], level, detached, record_id, with_entry=also),
+        ctx,
+        lambda reservation: _kyso().sign_json(
+            ctx.actor, alias, body["payload"], level, detached, record_id, reservation
+        ),
         _signed_json_response,
     )

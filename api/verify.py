@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from kyso.api.auth import endpoint
+from kyso.api.context import RequestContext
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest
-from kyso.service import Actor, sha256_hex
+from kyso.service import sha256_hex
 
 bp = Blueprint("verify", __name__)
 
 
 @bp.post("/verify/pdf")
 @endpoint("verify.pdf", "his", "auditor", "admin")
-def verify_pdf():
+def verify_pdf(ctx: RequestContext):
     data = request.get_data()
-    g.audit["document_sha256"] = sha256_hex(data)
-    report = current_app.extensions["kyso"].verify_pdf(Actor(g.client.name, g.client.role), data)
+    ctx.audit.document_sha256 = sha256_hex(data)
+    report = current_app.extensions["kyso"].verify_pdf(ctx.actor, data)
     return jsonify(report)
 
 
 @bp.post("/verify/json")
 @endpoint("verify.json", "his", "auditor", "admin")
-def verify_json():
+def verify_json(ctx: RequestContext):
     body = json_body()
     if "signature" not in body:
         raise InvalidRequest("'signature' (the JWS, flattened JSON serialization) is required")
@@ -31,6 +32,6 @@ def verify_json():
     if unknown:
         raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
     report = current_app.extensions["kyso"].verify_json(
-        Actor(g.client.name, g.client.role), body["signature"], body.get("payload"), "payload" in body
+        ctx.actor, body["signature"], body.get("payload"), "payload" in body
     )
     return jsonify(report)

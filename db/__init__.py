@@ -106,16 +106,20 @@ clients = Table(
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
+# Idempotency-Key reservations and the answers kept for retries (kyso.db.reservations):
+# claimed (token), fulfilled in the audit transaction (audit_seq), answered (status...).
 idempotency = Table(
     "idempotency",
     metadata,
     Column("client", String(200), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("request_hash", String(64), nullable=False),
-    Column("status", Integer, nullable=False),
-    Column("headers", Text, nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    Column("created", Float, nullable=False),  # epoch seconds
+    Column("status", Integer),  # NULL until the answer is stored
+    Column("headers", Text),
+    Column("body", LargeBinary),
+    Column("created", Float, nullable=False),  # epoch seconds: when the key was claimed
+    Column("token", String(32)),  # the claim's; NULL for answers kept before reservations
+    Column("audit_seq", BigInteger),  # the entry that fulfilled it
 )
 
 signing_sessions = Table(

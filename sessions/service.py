@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from asn1crypto import x509
-from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry, EntryDraft, register_signature
+from kyso.db.reservations import Reservation, fulfil
 from kyso.errors import (
     InvalidRequest,
     InvalidSignature,
@@ -49,7 +49,6 @@ from kyso.sessions.state import (
     PreparedDocument,
     SessionRequest,
     StartedSession,
-    WithEntries,
     b64,
     data_to_sign,
 )
@@ -58,15 +57,16 @@ from kyso.signer import external as twostep
 from kyso.signer.algorithms import ALGORITHMS, Algorithm, algorithm_for, check_signature
 from kyso.signer.archive_dates import extend_before
 from kyso.signer.external import PreparedPdf
-from kyso.trust.policy import check_signer_path
+from kyso.trust.policy import async_check_signer_path
 
 # -- start -------------------------------------------------------------------
 
 
 def start_session(
-    kyso: Kyso, actor: Actor, request: SessionRequest, with_entry: WithEntries | None = None
+    kyso: Kyso, actor: Actor, request: SessionRequest, reservation: Reservation | None = None
 ) -> tuple[StartedSession, AppendedEntry]:
-    """Check the chain, prepare every document, store the session and its audit entry."""
+    """Check the chain, prepare every document, store the session and its audit entry
+    (with the fulfilment of ``reservation``, the caller's Idempotency-Key, if given)."""
     if request.level not in SESSION_LEVELS:
         raise InvalidRequest(
             f"level must be B-B or B-T for a signing session, not {request.level!r}; B-LT and B-LTA "
@@ -76,10 +76,8 @@ def start_session(
         raise InvalidRequest("B-T needs a timestamp authority; none is configured")
     if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
         raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
-    leaf, issuers = request.chain[0], request.chain[1:]
-    check_signer_certificate(kyso, leaf, issuers)
-    algorithm = algorithm_for(leaf, request.rsa_scheme)
-    documents = asyncio.run(_prepare_all(request, algorithm))
+    documents = asyncio.run(_check_and_prepare(kyso, request))
+    leaf = request.chain[0]
     session = StartedSession(
         secrets.token_urlsafe(24), time.time() + kyso.config.session_minutes * 60, documents
     )
@@ -89,11 +87,6 @@ def start_session(
         "chain": [b64(c.dump()) for c in request.chain],
         "documents": [d.state() for d in documents],
     }
-
-    def store(conn: Connection, appended: AppendedEntry) -> None:
-        insert_session(conn, session.id, actor.name, session.expires_at, state)
-        if with_entry is not None:
-            with_entry(conn, appended, session)
 
     draft = EntryDraft(
         action="session.start",
@@ -109,24 +102,31 @@ def start_session(
             ],
         },
     )
-    return session, kyso.audit.append(draft, store)
+    with kyso.audit.appending() as batch:
+        appended = batch.append(draft)
+        insert_session(batch.conn, session.id, actor.name, session.expires_at, state)
+        if reservation is not None:
+            fulfil(batch.conn, reservation, appended.seq)
+    return session, appended
 
 
-def check_signer_certificate(
+async def async_check_signer_certificate(
     kyso: Kyso, leaf: x509.Certificate, issuers: Sequence[x509.Certificate]
 ) -> None:
     """Refuse a certificate that may not sign now (:func:`kyso.trust.policy.check_signer_path`:
     validity, key usage, key size, a path to a configured trust anchor), or that is revoked:
     the service's own revocation check (the dev PKI's CRLs, or the certificate's CRL and OCSP
     addresses)."""
-    check_signer_path(leaf, issuers, kyso.trust)
-    kyso.check_not_revoked(leaf, issuers)  # CertificateRevoked (RevocationUnavailable: "require")
+    await async_check_signer_path(leaf, issuers, kyso.trust)
+    # CertificateRevoked (RevocationUnavailable under "require")
+    await kyso.async_check_not_revoked(leaf, issuers)
 
 
-async def _prepare_all(
-    request: SessionRequest, algorithm: Algorithm
-) -> tuple[PreparedDocument, ...]:
+async def _check_and_prepare(kyso: Kyso, request: SessionRequest) -> tuple[PreparedDocument, ...]:
+    """Check the clinician's certificate, then prepare every document: one event loop."""
     leaf, issuers = request.chain[0], request.chain[1:]
+    await async_check_signer_certificate(kyso, leaf, issuers)
+    algorithm = algorithm_for(leaf, request.rsa_scheme)
     prepared = []
     for index, doc in enumerate(request.documents):
         try:
@@ -170,9 +170,10 @@ def complete_session(
     actor: Actor,
     session_id: str,
     signatures: Sequence[bytes],
-    with_entries: WithEntries | None = None,
+    reservation: Reservation | None = None,
 ) -> tuple[CompletedSession, list[AppendedEntry]]:
-    """Check every signature, finish every document, and record them all at once."""
+    """Check every signature, finish every document, and record them all at once (with
+    the fulfilment of ``reservation``, the caller's Idempotency-Key, if given)."""
     row = open_session(kyso.db, actor.name, session_id)
     state = json.loads(bytes(row.state))
     docs = state["documents"]
@@ -204,14 +205,14 @@ def complete_session(
         )
     )
 
-    def record(conn: Connection, appended: list[AppendedEntry]) -> None:
-        claim(conn, session_id)
+    with kyso.audit.appending() as batch:
+        appended = [batch.append(draft) for draft in drafts]
+        claim(batch.conn, session_id)
         for entry, doc, deadline in zip(appended, finished, deadlines, strict=False):
-            register_signature(conn, entry, doc.kind, level, deadline)
-        if with_entries is not None:
-            with_entries(conn, appended, completed)
-
-    return completed, kyso.audit.append_many(drafts, record)
+            register_signature(batch.conn, entry, doc.kind, level, deadline)
+        if reservation is not None:
+            fulfil(batch.conn, reservation, appended[-1].seq)
+    return completed, appended
 
 
 def _check_one(leaf: x509.Certificate, doc: dict[str, Any], signature: bytes, index: int) -> bytes:

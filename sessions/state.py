@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from asn1crypto import x509
-from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry
 from kyso.signer import external as twostep
@@ -21,9 +19,6 @@ MAX_DOCUMENTS = 100
 STATE_VERSION = 1
 # A session expired this long ago is deleted (its completion is then 404, not 409).
 FORGET_AFTER_SECONDS = 24 * 3600
-
-# Rows a caller writes with the session's audit entries: (connection, entries, result).
-WithEntries = Callable[[Connection, Any, Any], None]
 
 
 @dataclass(frozen=True)

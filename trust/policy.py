@@ -125,8 +125,18 @@ def check_signer_path(
     trust: TrustStore,
     moment: datetime | None = None,
 ) -> None:
+    """:func:`async_check_signer_path` in an event loop of its own."""
+    asyncio.run(async_check_signer_path(leaf, issuers, trust, moment))
+
+
+async def async_check_signer_path(
+    leaf: x509.Certificate,
+    issuers: Sequence[x509.Certificate],
+    trust: TrustStore,
+    moment: datetime | None = None,
+) -> None:
     """:func:`check_signer`, and a path from ``leaf`` through ``issuers`` to an anchor of
-    ``trust`` valid at ``moment``. Runs its own event loop."""
+    ``trust`` valid at ``moment``."""
     check_signer(leaf, moment)
     who = subject_name(leaf)
     validator = CertificateValidator(
@@ -135,7 +145,7 @@ def check_signer_path(
         validation_context=trust.path_context(issuers, moment),
     )
     try:
-        asyncio.run(validator.async_validate_path())
+        await validator.async_validate_path()
     except ExpiredError:
         raise CertificateExpired(f"a certificate in the chain of {who} has expired") from None
     except NotYetValidError:

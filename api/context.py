@@ -1,0 +1,68 @@
+"""The request context: what one API call carries from authentication to its answer.
+
+One :class:`RequestContext` is made per request (:func:`begin`), filled by
+:func:`kyso.api.auth.endpoint` (the audit action, the authenticated client), handed to
+the view as its first argument, and read back in one place each by the error handler
+(:func:`kyso.api.problems.audit_failure`: which entry to write for a refused call) and
+the metrics (:mod:`kyso.api.metrics`). It lives in ``flask.g`` under one name and is
+reached only through :func:`current`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from flask import g
+
+from kyso.db.clients import Client
+from kyso.service import Actor
+
+_NAME = "kyso_context"
+
+
+@dataclass
+class AuditFields:
+    """What the audit entry of a failed call names (the entry of a success is the domain's)."""
+
+    key: str | None = None
+    record_id: str | None = None
+    document_sha256: str | None = None
+
+
+@dataclass
+class RequestContext:
+    """One API call: who, which audited action, and what its answer should count."""
+
+    started: float = field(default_factory=time.perf_counter)
+    action: str | None = None  # the audit action; None: a failure writes no entry
+    client: Client | None = None  # once authenticated
+    audit: AuditFields = field(default_factory=AuditFields)
+    signature_labels: tuple[str, str, str] | None = None  # (kind, key, level) for /metrics
+    replayed: bool = False  # the answer is an Idempotency-Key replay: nothing was signed
+    failure_recorded: bool = False
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the domain knows it (``Actor(None)`` before authentication)."""
+        return Actor(self.client.name, self.client.role) if self.client else Actor(None)
+
+    @property
+    def caller(self) -> Client:
+        """The authenticated client (a view behind :func:`kyso.api.auth.endpoint` roles has one)."""
+        if self.client is None:
+            raise RuntimeError("this view needs an authenticated client")
+        return self.client
+
+
+def begin() -> RequestContext:
+    """Start the context of the current request (``before_request``)."""
+    context = RequestContext()
+    setattr(g, _NAME, context)
+    return context
+
+
+def current() -> RequestContext:
+    """The current request's context (made now if the request failed before it began)."""
+    context: RequestContext | None = g.get(_NAME)
+    return context if context is not None else begin()
