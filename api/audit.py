@@ -8,48 +8,31 @@ does not exist yet: retry later). ``tree_size`` and ``second`` default to the lo
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
-from kyso.errors import InvalidRequest, NotFound
+from kyso.api.models import (
+    ConsistencyQuery,
+    EntriesQuery,
+    InclusionQuery,
+    RecordsDueQuery,
+    parse_query,
+)
+from kyso.errors import NotFound
 
 bp = Blueprint("audit", __name__)
-
-_MAX = 2**62
-
 
 def _kyso():
     return current_app.extensions["kyso"]
 
 
-def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"query parameter {name!r} must be an integer") from None
-    if not lo <= value <= hi:
-        raise InvalidRequest(f"query parameter {name!r} must be between {lo} and {hi}")
-    return value
-
-
-def _required_int(name: str) -> int:
-    value = _int_arg(name, None, 0, _MAX)
-    if value is None:
-        raise InvalidRequest(f"query parameter {name!r} is required")
-    return value
-
-
 @bp.get("/audit/entries")
 @endpoint("audit.entries", "auditor", "admin")
 def entries(ctx: RequestContext):
-    after = _int_arg("after", -1, -1, _MAX)
-    limit = _int_arg("limit", 100, 1, 1000)
-    assert after is not None and limit is not None
-    rows = _kyso().audit.entries(after=after, limit=limit + 1)
+    query = parse_query(EntriesQuery)
+    limit = query.limit
+    rows = _kyso().audit.entries(after=query.after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return jsonify({"entries": [r.to_json() for r in rows], "next": rows[-1].seq if more else None})
@@ -88,17 +71,15 @@ def make_checkpoint(ctx: RequestContext):
 @bp.get("/audit/proof/inclusion")
 @endpoint("audit.proof", "auditor", "admin")
 def inclusion_proof(ctx: RequestContext):
-    seq = _required_int("seq")
-    tree_size = _int_arg("tree_size", None, 0, _MAX)
-    return jsonify(_kyso().audit.inclusion(seq, tree_size).to_json())
+    query = parse_query(InclusionQuery)
+    return jsonify(_kyso().audit.inclusion(query.seq, query.tree_size).to_json())
 
 
 @bp.get("/audit/proof/consistency")
 @endpoint("audit.proof", "auditor", "admin")
 def consistency_proof(ctx: RequestContext):
-    first = _required_int("first")
-    second = _int_arg("second", None, 0, _MAX)
-    return jsonify(_kyso().audit.consistency(first, second).to_json())
+    query = parse_query(ConsistencyQuery)
+    return jsonify(_kyso().audit.consistency(query.first, query.second).to_json())
 
 
 @bp.get("/records/<path:record_id>")
@@ -117,12 +98,8 @@ def records_due(ctx: RequestContext):
     or an ISO 8601 time), soonest first (:mod:`kyso.signer.archive_dates`)."""
     from kyso.signer.archive_dates import parse_deadline
 
-    raw = request.args.get("extend_before")
-    if raw is None:
-        raise InvalidRequest("give extend_before=YYYY-MM-DD: the records to extend before that day")
-    before = parse_deadline(raw)
-    limit = _int_arg("limit", 1000, 1, 10_000)
-    assert limit is not None
+    query = parse_query(RecordsDueQuery)
+    before = parse_deadline(query.extend_before)
     _kyso().record_access(ctx.caller.name, "records.due")
-    rows = _kyso().audit.records_due(before, limit)
-    return jsonify({"extend_before": raw, "records": [r.to_json() for r in rows]})
+    rows = _kyso().audit.records_due(before, query.limit)
+    return jsonify({"extend_before": query.extend_before, "records": [r.to_json() for r in rows]})

@@ -14,10 +14,8 @@ from flask import Blueprint, Response, current_app, request
 from kyso.api import idempotency
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
-from kyso.api.params import query_str, required_str
-from kyso.errors import InvalidRequest
+from kyso.api.models import ExtendPdfQuery, parse_query
 from kyso.service import sha256_hex
-from kyso.signer.ltv import EXTENSION_LEVELS
 
 bp = Blueprint("extend", __name__)
 
@@ -32,10 +30,8 @@ def _extended_pdf_response(appended: Any, extended: Any) -> Response:
 @bp.post("/extend/pdf")
 @endpoint("extend.pdf", "his")
 def extend_pdf(ctx: RequestContext) -> Response:
-    level = required_str("level")
-    if level not in EXTENSION_LEVELS:
-        raise InvalidRequest(f"level must be B-LT or B-LTA, not {level!r}")
-    record_id = query_str("record_id")
+    query = parse_query(ExtendPdfQuery)
+    level, record_id = query.level, query.record_id
     ctx.audit.record_id = record_id
     data = request.get_data()
     ctx.audit.document_sha256 = sha256_hex(data)

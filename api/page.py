@@ -7,17 +7,21 @@ The page posts the file to ``POST /page/verify``, which answers the same report 
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from kyso.api import context
 from kyso.api.limits import limit_address
+from kyso.api.models import Jws, PageVerifyRequest, parse_body
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Actor, sha256_hex
 
 bp = Blueprint("page", __name__)
+
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _public() -> None:
@@ -46,7 +50,10 @@ def verify() -> Response:
         return jsonify(kyso.verify_pdf(anonymous, data))
     if request.mimetype == "application/json":
         body = json_body()
-        if "signature" in body:
-            return jsonify(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
+        signature = body.get("signature")
+        if isinstance(signature, dict) or (isinstance(signature, str) and not _BASE64URL.match(signature)):
+            parse_body(PageVerifyRequest, body)  # a JWS with its payload, or a sign/json answer
+            return jsonify(kyso.verify_json(anonymous, signature, body.get("payload"), "payload" in body))
+        parse_body(Jws, body)  # a bare flattened JWS: its "signature" is the signature value
         return jsonify(kyso.verify_json(anonymous, body, None, False))
     raise InvalidRequest("send a PDF (application/pdf) or a signed JSON (application/json)")

@@ -51,7 +51,12 @@ def parse_int(name: str, default: int, minimum: int = 0) -> int:
 
 
 def parse_box(name: str) -> tuple[float, float, float, float] | None:
-    value = request.args.get(name)
+    return box_of(request.args.get(name), name)
+
+
+def box_of(value: str | None, name: str = "box") -> tuple[float, float, float, float] | None:
+    """``x1,y1,x2,y2`` in PDF points (``None`` for none); the second corner above and right
+    of the first."""
     if not value:
         return None
     try:

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app
 from kyso.api import idempotency
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
+from kyso.api.models import SessionCompleteRequest, SessionStartRequest, parse_body
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
 from kyso.sessions.service import complete_session, start_session
@@ -23,7 +24,6 @@ from kyso.sessions.state import CompletedSession, DocumentRequest, SessionReques
 
 bp = Blueprint("sessions", __name__)
 
-_START_MEMBERS = {"certificate_chain", "level", "documents", "reason", "location", "rsa_scheme"}
 MAX_SESSION_ID = 64
 
 
@@ -50,9 +50,7 @@ def _started(appended: Any, session: StartedSession) -> Response:
 @endpoint("session.start", "his")
 def start(ctx: RequestContext) -> Response:
     body = json_body()
-    unknown = set(body) - _START_MEMBERS
-    if unknown:
-        raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
+    parse_body(SessionStartRequest, body)  # shapes; certificates and PDFs are read below
     request = parse_session_request(body)
     return idempotency.run(
         ctx, lambda reservation: start_session(_kyso(), ctx.actor, request, reservation), _started
@@ -152,9 +150,7 @@ def complete(ctx: RequestContext, session_id: str) -> Response:
         raise NotFound("no such signing session")
     ctx.audit.key = f"session:{session_id}"
     body = json_body()
-    unknown = set(body) - {"signatures"}
-    if unknown:
-        raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
+    parse_body(SessionCompleteRequest, body)
     signatures = _parse_signatures(body.get("signatures"))
     return idempotency.run(
         ctx,

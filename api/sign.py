@@ -10,8 +10,9 @@ from flask import Blueprint, Response, current_app, request
 from kyso.api import idempotency
 from kyso.api.auth import endpoint, require_key_grant
 from kyso.api.context import RequestContext
-from kyso.api.params import parse_bool, parse_box, parse_int, query_str, required_str
-from kyso.errors import InvalidJson, InvalidRequest
+from kyso.api.models import SignJsonRequest, SignPdfQuery, parse_body, parse_query
+from kyso.api.params import box_of
+from kyso.errors import InvalidJson
 from kyso.formats import parse_json_strict
 from kyso.service import sha256_hex
 from kyso.signer.pades import PdfSignOptions
@@ -35,23 +36,23 @@ def _signed_pdf_response(appended: Any, signed: Any) -> Response:
 @bp.post("/sign/pdf")
 @endpoint("sign.pdf", "his")
 def sign_pdf(ctx: RequestContext) -> Response:
-    alias = required_str("key")
-    record_id = query_str("record_id")
+    query = parse_query(SignPdfQuery)
+    alias, record_id = query.key, query.record_id
     ctx.audit.key, ctx.audit.record_id = alias, record_id
     require_key_grant(ctx, alias)
     data = request.get_data()
     ctx.audit.document_sha256 = sha256_hex(data)
-    ctx.signature_labels = ("pdf", alias, request.args.get("level") or "B-T")
+    ctx.signature_labels = ("pdf", alias, query.level)
     options = PdfSignOptions(
-        level=query_str("level") or "B-T",
-        reason=query_str("reason"),
-        location=query_str("location"),
-        field=query_str("field"),
-        certify=parse_bool("certify"),
-        visible=parse_bool("visible"),
-        page=parse_int("page", 1),
-        box=parse_box("box"),
-        repair=parse_bool("repair"),
+        level=query.level,
+        reason=query.reason,
+        location=query.location,
+        field=query.field,
+        certify=query.certify,
+        visible=query.visible,
+        page=query.page,
+        box=box_of(query.box),
+        repair=query.repair,
     )
     return idempotency.run(
         ctx,
@@ -83,29 +84,14 @@ def _signed_json_response(appended: Any, signed: Any) -> Response:
 @bp.post("/sign/json")
 @endpoint("sign.json", "his")
 def sign_json(ctx: RequestContext) -> Response:
-    body = json_body()
-    unknown = set(body) - {"key", "payload", "level", "record_id", "detached"}
-    if unknown:
-        raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
-    alias = body.get("key")
-    if not isinstance(alias, str) or not alias:
-        raise InvalidRequest("'key' (a key alias) is required")
-    record_id = body.get("record_id")
-    if record_id is not None and not isinstance(record_id, str):
-        raise InvalidRequest("'record_id' must be a string")
-    ctx.audit.key, ctx.audit.record_id = alias, record_id
-    require_key_grant(ctx, alias)
-    if "payload" not in body:
-        raise InvalidRequest("'payload' (the JSON record to sign) is required")
-    level = body.get("level", "B-T")
-    detached = body.get("detached", False)
-    if not isinstance(detached, bool):
-        raise InvalidRequest("'detached' must be true or false")
-    ctx.signature_labels = ("json", alias, str(level))
+    body = parse_body(SignJsonRequest, json_body())
+    ctx.audit.key, ctx.audit.record_id = body.key, body.record_id
+    require_key_grant(ctx, body.key)
+    ctx.signature_labels = ("json", body.key, body.level)
     return idempotency.run(
         ctx,
         lambda reservation: _kyso().sign_json(
-            ctx.actor, alias, body["payload"], level, detached, record_id, reservation
+            ctx.actor, body.key, body.payload, body.level, body.detached, body.record_id, reservation
         ),
         _signed_json_response,
     )

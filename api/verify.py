@@ -6,8 +6,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
+from kyso.api.models import VerifyJsonRequest, parse_body
 from kyso.api.sign import json_body
-from kyso.errors import InvalidRequest
 from kyso.service import sha256_hex
 
 bp = Blueprint("verify", __name__)
@@ -26,11 +26,7 @@ def verify_pdf(ctx: RequestContext):
 @endpoint("verify.json", "his", "auditor", "admin")
 def verify_json(ctx: RequestContext):
     body = json_body()
-    if "signature" not in body:
-        raise InvalidRequest("'signature' (the JWS, flattened JSON serialization) is required")
-    unknown = set(body) - {"signature", "payload"}
-    if unknown:
-        raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
+    parse_body(VerifyJsonRequest, body)  # the JWS's content is the verifier's to judge
     report = current_app.extensions["kyso"].verify_json(
         ctx.actor, body["signature"], body.get("payload"), "payload" in body
     )

@@ -1,0 +1,230 @@
+"""Request and response models of the HTTP API (pydantic), the one source of its schemas.
+
+Views parse JSON bodies and query strings with :func:`parse_body` / :func:`parse_query`;
+:mod:`kyso.api.openapi` builds the document's schemas and query parameters from the same
+classes, so what the document accepts and what the API accepts cannot drift apart
+(``tests/api/test_schema_agrees.py`` runs schemathesis over the app to hold them to it).
+
+A request the models refuse is ``400 invalid_request`` (``invalid_json`` when the body is
+not a JSON object) with an RFC 9457 ``errors`` member: one ``{"pointer", "detail"}`` per
+problem, the pointer a JSON Pointer into the body (``#/documents/0/pdf``) or the query
+parameter's name. A refusal for what a schema cannot say (an unknown key alias, a PDF
+that does not parse, a certificate that is not one) has its own code and no ``errors``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from flask import request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, ValidationError
+
+from kyso.errors import InvalidJson, InvalidRequest
+from kyso.formats import parse_json_strict
+
+MAX_TEXT = 1024  # record ids, reasons, locations (the registry column holds 1024)
+MAX_SEQ = 2**62
+
+Base64 = Annotated[
+    str, Field(pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+]
+Base64OrUrl = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/_-]+={0,2}$")]
+Base64Url = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Pem = Annotated[str, Field(pattern=r"-----BEGIN CERTIFICATE-----", max_length=65536)]
+
+
+class Model(BaseModel):
+    """A request member set: exact (unknown members are refused) and strictly typed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# -- request bodies ------------------------------------------------------------
+
+
+class SignJsonRequest(Model):
+    """``POST /api/v1/sign/json``."""
+
+    key: str = Field(min_length=1, max_length=200, description="Key alias")
+    payload: JsonValue = Field(description="The JSON record to sign")
+    level: Literal["B-B", "B-T"] = "B-T"
+    record_id: Text | None = None
+    detached: bool = False
+
+
+class Jws(BaseModel):
+    """A JWS in flattened JSON serialization (RFC 7515 section 7.2.2)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    protected: Base64Url
+    payload: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]*$")] | None = None
+    signature: Base64Url
+    header: dict[str, JsonValue] | None = None
+
+
+CompactJws = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$",
+        description="A JWS in compact serialization (RFC 7515 section 7.1)",
+    ),
+]
+
+
+def _json_text(value: Any) -> Any:
+    """A flattened JWS sent as JSON text in a string is taken as the object it holds."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            return parse_json_strict(value.encode("utf-8"))
+        except InvalidJson as exc:
+            raise ValueError(exc.detail) from None
+    return value
+
+
+AnyJws = Annotated[Jws | CompactJws, BeforeValidator(_json_text)]
+
+
+class VerifyJsonRequest(Model):
+    """``POST /api/v1/verify/json``: the JWS (flattened, or compact) and, when it is
+    detached, the payload."""
+
+    signature: AnyJws
+    payload: JsonValue = None
+
+
+class PageVerifyRequest(BaseModel):
+    """What the verification page posts as JSON when it is not a bare JWS: a JWS with its
+    payload, or a ``sign/json`` answer kept as a file (its other members are ignored)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    signature: AnyJws
+    payload: JsonValue = None
+
+
+class PdfDocument(Model):
+    record_id: Text | None = None
+    pdf: Base64 = Field(description="The PDF, base64")
+
+
+class JsonDocument(Model):
+    record_id: Text | None = None
+    json_: JsonValue = Field(alias="json", description="The JSON record")
+
+
+class SessionStartRequest(Model):
+    """``POST /api/v1/signing-sessions``."""
+
+    certificate_chain: list[Pem] = Field(min_length=1, description="PEM, the signer's first")
+    documents: list[PdfDocument | JsonDocument] = Field(min_length=1, max_length=100)
+    level: Literal["B-B", "B-T"] = "B-T"
+    rsa_scheme: Literal["pkcs1v15", "pss"] = "pkcs1v15"
+    reason: Text | None = None
+    location: Text | None = None
+
+
+class SessionCompleteRequest(Model):
+    """``POST /api/v1/signing-sessions/<id>/complete``: one signature per document, in order."""
+
+    signatures: list[Base64OrUrl] = Field(max_length=100)
+
+
+# -- query strings -------------------------------------------------------------
+
+
+class Query(BaseModel):
+    """Query parameters: strings from the URL, converted (``"7"`` is 7), unknown ones ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class SignPdfQuery(Query):
+    key: str = Field(min_length=1, max_length=MAX_TEXT, description="Key alias")
+    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = Field("B-T", description="PAdES level")
+    record_id: Text | None = Field(None, description="Record identifier (may contain /)")
+    reason: Text | None = None
+    location: Text | None = None
+    field: Text | None = Field(None, description="Signature field name")
+    certify: bool = Field(False, description="Certify (DocMDP) on the first signature")
+    visible: bool = Field(False, description="A visible stamp")
+    page: int = Field(1, ge=1, le=100_000, description="1-based page of the stamp")
+    box: Annotated[
+        str,
+        Field(
+            pattern=r"^ *-?\d{1,5}(\.\d{1,3})? *(, *-?\d{1,5}(\.\d{1,3})? *){3}$",
+            description="x1,y1,x2,y2 in PDF points, x2 > x1 and y2 > y1",
+        ),
+    ] | None = None
+    repair: bool = Field(False, description="Rebuild a damaged PDF and sign the rebuilt file")
+
+
+class ExtendPdfQuery(Query):
+    level: Literal["B-LT", "B-LTA"]
+    record_id: Text | None = None
+
+
+class EntriesQuery(Query):
+    after: int = Field(-1, ge=-1, le=MAX_SEQ, description="Entries with a larger seq")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class InclusionQuery(Query):
+    seq: int = Field(ge=0, le=MAX_SEQ, description="The entry (below tree_size)")
+    tree_size: int | None = Field(None, ge=1, le=MAX_SEQ, description="Default: the log's size")
+
+
+class ConsistencyQuery(Query):
+    first: int = Field(ge=1, le=MAX_SEQ, description="The earlier tree size (at most second)")
+    second: int | None = Field(None, ge=1, le=MAX_SEQ, description="Default: the log's size")
+
+
+class RecordsDueQuery(Query):
+    extend_before: str = Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$",
+        description="A date (YYYY-MM-DD) or an ISO 8601 time",
+    )
+    limit: int = Field(1000, ge=1, le=10_000)
+
+
+# -- parsing ---------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], body: Any) -> M:
+    """``body`` (parsed JSON) as ``model``, or ``invalid_request`` naming every problem."""
+    try:
+        return model.model_validate(body, by_alias=True)
+    except ValidationError as exc:
+        raise _refusal(exc, "#") from None
+
+
+def parse_query(model: type[M]) -> M:
+    """The request's query string as ``model`` (an empty value counts as not given)."""
+    given = {k: v for k, v in request.args.items() if v != ""}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        raise _refusal(exc, None) from None
+
+
+# Where a union was tried, pydantic names the branch in the location: not part of the body.
+_BRANCHES = {"PdfDocument", "JsonDocument", "Jws", "str", "constrained-str"}
+
+
+def _refusal(exc: ValidationError, root: str | None) -> InvalidRequest:
+    errors = []
+    for error in exc.errors(include_url=False):
+        parts = [str(p) for p in error["loc"] if not (isinstance(p, str) and p in _BRANCHES)]
+        if root is None:  # a query parameter: its name
+            pointer = parts[0] if parts else ""
+            where = f"query parameter {pointer!r}"
+        else:
+            pointer = "/".join([root, *parts])
+            where = f"'{'.'.join(parts)}'" if parts else "the body"
+        errors.append({"pointer": pointer, "detail": f"{where}: {error['msg']}"})
+    unique = list({e["pointer"]: e for e in errors}.values())
+    return InvalidRequest("; ".join(e["detail"] for e in unique), errors=unique)
