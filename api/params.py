@@ -1,4 +1,8 @@
-"""Query parameters, parsed strictly: a bad value is a 400 that names it."""
+"""Query parameters one by one, parsed strictly: a bad value is a 400 that names it.
+
+The views of :mod:`kyso.api` read their query strings whole, through a model
+(:func:`kyso.api.models.parse_query`), so that the OpenAPI document describes them; what is
+left here is :func:`box_of`, the part of ``box`` that no schema can check (x2 > x1)."""
 
 from __future__ import annotations
 
@@ -18,13 +22,6 @@ def query_str(name: str, required: bool = False, max_len: int = 1024) -> str | N
         return None
     if len(value) > max_len:
         raise InvalidRequest(f"query parameter {name!r} is longer than {max_len} characters")
-    return value
-
-
-def required_str(name: str, max_len: int = 1024) -> str:
-    """A query parameter that must be given (``invalid_request`` naming it otherwise)."""
-    value = query_str(name, required=True, max_len=max_len)
-    assert value is not None  # query_str raised otherwise
     return value
 
 
