@@ -316,10 +316,12 @@ def db_backup(ctx: click.Context, target: Path) -> None:
 
 
 from kyso.cli.audit import audit  # noqa: E402
+from kyso.cli.check import config_group  # noqa: E402
 from kyso.cli.token import token  # noqa: E402
 
 main.add_command(audit)
 main.add_command(token)
+main.add_command(config_group)
 
 
 if __name__ == "__main__":  # pragma: no cover
