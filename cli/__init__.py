@@ -317,11 +317,13 @@ def db_backup(ctx: click.Context, target: Path) -> None:
 
 from kyso.cli.audit import audit  # noqa: E402
 from kyso.cli.check import config_group  # noqa: E402
+from kyso.cli.session import session  # noqa: E402
 from kyso.cli.token import token  # noqa: E402
 
 main.add_command(audit)
 main.add_command(token)
 main.add_command(config_group)
+main.add_command(session)
 
 
 if __name__ == "__main__":  # pragma: no cover
