@@ -54,6 +54,7 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
     from kyso.api import (
         audit,
         extend,
+        headers,
         health,
         keys,
         limits,
@@ -88,5 +89,6 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
                 f"the request body ({length} bytes) is larger than the limit of {config.max_body_bytes} bytes"
             )
 
-    metrics.install(app)
+    metrics.install(app, headers.MetricsGuard.of(config.metrics))
+    headers.install(app)
     return app

@@ -11,6 +11,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from kyso.api.headers import page_policy
 from kyso.api.limits import limit_address
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
@@ -28,7 +29,9 @@ def _public() -> None:
 def index() -> Response:
     _public()
     html = resources.files("kyso.api").joinpath("static/verify.html").read_text(encoding="utf-8")
-    return Response(html, mimetype="text/html")
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = page_policy(html)
+    return resp
 
 
 @bp.post("/page/verify")
