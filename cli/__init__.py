@@ -63,7 +63,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     elif config.dev_pki and existing.exists():
         click.echo(f"kyso: dev API keys are in {existing}")
     click.echo(f"kyso: listening on http://{host}:{port} ({workers} worker(s))")
-    run(ctx.obj["config_path"], host, port, workers, threads)
+    sys.exit(run(config, ctx.obj["config_path"], host, port, workers, threads))
 
 
 # -- clients -----------------------------------------------------------------
