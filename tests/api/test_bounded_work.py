@@ -3,38 +3,16 @@ time on the clock, every loop bounded."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from hostile import many_objects, many_signature_fields, object_stream_bomb, rss_mb, workers_of
-from serving import kyso_serve
+from serving import api_key, config_env, kyso_serve, post
 
 
-def api_key(data_dir: Path, client: str) -> str:
-    return next(line.split()[-1] for line in (data_dir / "dev-api-keys.txt").read_text().splitlines() if client in line)
-
-
-def post(url: str, path: str, body: bytes, key: str, content_type: str = "application/pdf") -> tuple[int, dict | bytes]:
-    req = urllib.request.Request(url + path, data=body, method="POST",
-                                 headers={"Authorization": f"Bearer {key}", "Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if resp.headers.get_content_type().endswith("json") else raw
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def config_env(tmp_path: Path, toml: str) -> dict[str, str]:
-    path = tmp_path / "kyso.toml"
-    path.write_text("dev_pki = true\n" + toml)
-    return {"KYSO_CONFIG": str(path)}
-
-
-def test_memory_returns_to_its_level_after_each_verification_of_a_many_object_pdf(tmp_path: Path) -> None:
+def test_memory_returns_to_its_level_after_each_verification_of_a_many_object_pdf(
+    tmp_path: Path,
+) -> None:
     pdf = many_objects(150_000)  # 7 MB; before: about 36 MB more in the worker after each call
     with kyso_serve(tmp_path) as (url, proc, _log):
         auditor = api_key(tmp_path, "dev-auditor")
@@ -58,25 +36,54 @@ def test_pdfs_over_the_caps_are_refused_quickly_with_the_cap_named(tmp_path: Pat
         before = rss_mb(worker)
         cases = [
             ("/api/v1/verify/pdf", many_objects(250_000), auditor, 400, "limits.max_pdf_objects"),
-            ("/api/v1/sign/pdf?key=hospital-seal&level=B-B", many_objects(250_000), his, 400, "limits.max_pdf_objects"),
-            ("/api/v1/verify/pdf", many_signature_fields(50_000), auditor, 400, "limits.max_signature_fields"),
-            ("/page/verify", many_signature_fields(50_000), auditor, 400, "limits.max_signature_fields"),
+            (
+                "/api/v1/sign/pdf?key=hospital-seal&level=B-B",
+                many_objects(250_000),
+                his,
+                400,
+                "limits.max_pdf_objects",
+            ),
+            (
+                "/api/v1/verify/pdf",
+                many_signature_fields(50_000),
+                auditor,
+                400,
+                "limits.max_signature_fields",
+            ),
+            (
+                "/page/verify",
+                many_signature_fields(50_000),
+                auditor,
+                400,
+                "limits.max_signature_fields",
+            ),
             ("/api/v1/verify/pdf", object_stream_bomb(), auditor, 413, "limits.max_inflated_bytes"),
-            ("/api/v1/sign/pdf?key=hospital-seal&level=B-B", object_stream_bomb(), his, 413, "limits.max_inflated_bytes"),
+            (
+                "/api/v1/sign/pdf?key=hospital-seal&level=B-B",
+                object_stream_bomb(),
+                his,
+                413,
+                "limits.max_inflated_bytes",
+            ),
         ]
         for path, body, key, status, cap in cases:
             started = time.monotonic()
             got, problem = post(url, path, body, key)
             took = time.monotonic() - started
             print(f"{path} {len(body)} bytes: {got} in {took:.2f} s")
-            assert (got, problem["code"]) == (status, "invalid_pdf" if status == 400 else "payload_too_large"), problem
+            assert (got, problem["code"]) == (
+                status,
+                "invalid_pdf" if status == 400 else "payload_too_large",
+            ), problem
             assert cap in problem["detail"]
             assert took < 3, (path, took)  # 50,000 signature fields took 11 s to verify
         grown = rss_mb(worker) - before
     assert grown < 80, grown
 
 
-def test_a_damaged_bomb_is_not_rebuilt_without_repair_and_is_rebuilt_apart_with_it(tmp_path: Path) -> None:
+def test_a_damaged_bomb_is_not_rebuilt_without_repair_and_is_rebuilt_apart_with_it(
+    tmp_path: Path,
+) -> None:
     bomb = object_stream_bomb(broken_xref=True)  # 4 kB; rebuilt in the worker: 36 s and 4 GB
     env = config_env(tmp_path, "[limits]\nrepair_memory_bytes = 268435456\nrepair_seconds = 20\n")
     with kyso_serve(tmp_path, env=env) as (url, proc, _log):
@@ -88,9 +95,13 @@ def test_a_damaged_bomb_is_not_rebuilt_without_repair_and_is_rebuilt_apart_with_
         assert status == 400 and "repair=true" in problem["detail"], problem
         assert time.monotonic() - started < 2
         started = time.monotonic()
-        status, problem = post(url, "/api/v1/sign/pdf?key=hospital-seal&level=B-B&repair=true", bomb, his)
+        status, problem = post(
+            url, "/api/v1/sign/pdf?key=hospital-seal&level=B-B&repair=true", bomb, his
+        )
         took = time.monotonic() - started
-        print(f"rebuild refused with {status} {problem['code']} in {took:.1f} s: {problem['detail'][:120]}")
+        print(
+            f"rebuild refused with {status} {problem['code']} in {took:.1f} s: {problem['detail'][:120]}"
+        )
         assert status in (400, 413), problem
         assert took < 45
         assert rss_mb(worker) - before < 50

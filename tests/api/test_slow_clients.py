@@ -53,14 +53,20 @@ def test_a_hundred_slow_clients_leave_healthz_answering_within_a_second(tmp_path
         finally:
             stop.set()
             slow.join(20)
-    print(f"/healthz under 100 slow connections: {len(latencies)} calls, worst {max(latencies) * 1000:.0f} ms")
+    print(
+        f"/healthz under 100 slow connections: {len(latencies)} calls, worst {max(latencies) * 1000:.0f} ms"
+    )
     assert len(latencies) >= 10
     assert max(latencies) < 1.0, latencies  # the default server before: 27 s with five
 
 
-def test_an_idle_connection_and_a_slow_head_are_closed_at_the_header_deadline(tmp_path: Path) -> None:
+def test_an_idle_connection_and_a_slow_head_are_closed_at_the_header_deadline(
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "kyso.toml"
-    config.write_text("dev_pki = true\n[server]\nheader_timeout_seconds = 2\nkeepalive_seconds = 1\n")
+    config.write_text(
+        "dev_pki = true\n[server]\nheader_timeout_seconds = 2\nkeepalive_seconds = 1\n"
+    )
     with kyso_serve(tmp_path, env={"KYSO_CONFIG": str(config)}) as (url, _proc, _log):
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
