@@ -51,3 +51,6 @@ def verify() -> Response:
             return jsonify(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
         return jsonify(kyso.verify_json(anonymous, body, None, False))
     raise InvalidRequest("send a PDF (application/pdf) or a signed JSON (application/json)")
+
+
+verify.kyso_action = "verify.page"  # type: ignore[attr-defined]  # a refusal before the view

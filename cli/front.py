@@ -247,8 +247,8 @@ class ClientConnection:
     ) -> None:  # fmt: skip
         """Send the request to a worker, and spool its answer (the head into ``head``)."""
         up = h11.Connection(h11.CLIENT)
-        headers = [(k, v) for k, v in request.headers if k not in _HOP_BY_HOP]
-        if not any(k == b"host" for k, _ in headers):
+        headers = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in _HOP_BY_HOP]
+        if not any(k.lower() == b"host" for k, _ in headers):
             headers.append((b"host", b"kyso"))
         headers += [(b"content-length", str(length).encode()), (b"connection", b"close")]
         try:
@@ -303,11 +303,12 @@ class ClientConnection:
                 )
             raise Closed
         head = answer_head.result()
-        headers = [
-            (k, v) for k, v in head.headers if k not in _HOP_BY_HOP or k == b"content-length"
-        ]
+        headers = [  # names as the app wrote them (h11 matches them in lower case)
+            (k, v) for k, v in head.headers.raw_items()
+            if k.lower() not in _HOP_BY_HOP or k.lower() == b"content-length"
+        ]  # fmt: skip
         if close:
-            headers.append((b"connection", b"close"))
+            headers.append((b"Connection", b"close"))
         await self._send(
             h11.Response(status_code=head.status_code, headers=headers, reason=head.reason)
         )
