@@ -58,7 +58,9 @@ def run(
 ) -> int:
     """Serve until SIGTERM or SIGINT; the exit status."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.create_server((host, port), family=family, backlog=1024)  # a busy port fails now
+    listener = socket.create_server(
+        (host, port), family=family, backlog=1024
+    )  # a busy port fails now
     runtime = tempfile.mkdtemp(prefix="kyso-serve-")  # mode 0700: the workers' socket is ours
     upstream = os.path.join(runtime, "workers.sock")
     try:

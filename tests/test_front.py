@@ -6,7 +6,8 @@ import asyncio
 
 import h11
 
-from kyso.cli.front import ClientConnection, FrontSettings, Spool
+from kyso.cli.front import ClientConnection, FrontSettings
+from kyso.cli.spool import Spool
 from kyso.config import ServerConfig
 
 
