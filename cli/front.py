@@ -272,8 +272,8 @@ class ClientConnection:
             raise Closed from None
         await self._send(h11.EndOfMessage())
 
-    async def _send(self, event: object) -> None:
-        data = self.conn.send(event)  # type: ignore[arg-type]
+    async def _send(self, event: h11.Response | h11.Data | h11.EndOfMessage) -> None:
+        data = self.conn.send(event)
         if data:
             self.writer.write(data)
         try:
