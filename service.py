@@ -27,6 +27,7 @@ from kyso.db.clients import ClientRegistry
 from kyso.errors import KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
 from kyso.signer.archive_dates import extend_before
+from kyso.signer.bounds import PdfBounds, releasing_cycles
 from kyso.signer.jades import SignedJson, sign_json
 from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
 from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
@@ -72,6 +73,15 @@ class Kyso:
         self.audit = AuditLog(db)
         self.clients = ClientRegistry(db)
         self._verify_settings = None
+        limits = config.limits
+        self.pdf_bounds = PdfBounds(
+            max_pdf_objects=limits.max_pdf_objects,
+            max_inflated_bytes=limits.max_inflated_bytes,
+            max_signature_fields=limits.max_signature_fields,
+            max_signatures=limits.max_signatures,
+            repair_memory_bytes=limits.repair_memory_bytes,
+            repair_seconds=limits.repair_seconds,
+        )
         self._settings_lock = threading.Lock()
         self.tsa: TimestampAuthority | None = None
         if config.tsa.builtin and config.tsa.key in keystore:
@@ -176,7 +186,7 @@ class Kyso:
         with_entry: WithEntry | None = None,
     ) -> tuple[SignedPdf, AppendedEntry]:
         key = self.signing_key(alias)
-        with collect_failures() as tsa_failures:
+        with collect_failures() as tsa_failures, releasing_cycles():
             signed = asyncio.run(self._async_sign_pdf(data, key, options))
         detail: dict[str, Any] = {"level": options.level, "field": signed.field}
         if options.certify:
@@ -209,12 +219,16 @@ class Kyso:
 
             stamp = stamp_style(find_font(self.config.stamp_font), with_reason=bool(options.reason))
         if options.level not in EXTENSION_LEVELS:
-            return await async_sign_pdf(data, key, options, self.timestamper, stamp_style=stamp)
+            return await async_sign_pdf(
+                data, key, options, self.timestamper, stamp_style=stamp, bounds=self.pdf_bounds
+            )
         base = replace(options, level="B-T")
-        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_style=stamp)
+        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_style=stamp, bounds=self.pdf_bounds)
         context = self.trust.revocation_context(key.info.chain)
         try:
-            extended = await async_extend_pdf(signed.pdf, options.level, self.timestamper, context)
+            extended = await async_extend_pdf(
+                signed.pdf, options.level, self.timestamper, context, bounds=self.pdf_bounds
+            )
         finally:
             await context.aclose()
         return replace(signed, pdf=extended.pdf, sha256=extended.sha256)
@@ -234,11 +248,11 @@ class Kyso:
         async def run() -> ExtendedPdf:
             context = self.trust.revocation_context()
             try:
-                return await async_extend_pdf(data, level, self.timestamper, context)
+                return await async_extend_pdf(data, level, self.timestamper, context, bounds=self.pdf_bounds)
             finally:
                 await context.aclose()
 
-        with collect_failures() as tsa_failures:
+        with collect_failures() as tsa_failures, releasing_cycles():
             extended = asyncio.run(run())
         detail: dict[str, Any] = {"level": level, "signatures": list(extended.signatures)}
         if extended.archive_timestamp:
@@ -294,7 +308,9 @@ class Kyso:
         with self._settings_lock:
             if self._verify_settings is None:
                 roots = self.trust.shared_roots()  # parsed completely: every request thread reads them
-                self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
+                self._verify_settings = VerifySettings(
+                    trust_roots=roots, revocation=self.config.trust.revocation, pdf_bounds=self.pdf_bounds
+                )
             return self._verify_settings
 
     def registered(self, candidates: list[str]) -> dict | None:
@@ -307,7 +323,8 @@ class Kyso:
     def verify_pdf(self, actor: Actor, data: bytes) -> dict[str, Any]:
         from kyso.signer.verify.pdf import verify_pdf
 
-        report = verify_pdf(data, self.verify_settings(), self.registered).to_json()
+        with releasing_cycles():
+            report = verify_pdf(data, self.verify_settings(), self.registered).to_json()
         self._record_verification(actor, "verify.pdf", report)
         return report
 

@@ -11,6 +11,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from kyso.api.headers import page_policy
 from kyso.api.limits import limit_address
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
@@ -28,7 +29,9 @@ def _public() -> None:
 def index() -> Response:
     _public()
     html = resources.files("kyso.api").joinpath("static/verify.html").read_text(encoding="utf-8")
-    return Response(html, mimetype="text/html")
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = page_policy(html)
+    return resp
 
 
 @bp.post("/page/verify")
@@ -48,3 +51,6 @@ def verify() -> Response:
             return jsonify(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
         return jsonify(kyso.verify_json(anonymous, body, None, False))
     raise InvalidRequest("send a PDF (application/pdf) or a signed JSON (application/json)")
+
+
+verify.kyso_action = "verify.page"  # type: ignore[attr-defined]  # a refusal before the view

@@ -65,7 +65,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     click.echo(f"kyso: listening on http://{host}:{port} ({workers} worker(s))")
     if config.dev_pki:
         _warn_of_dev_pki_urls(config.pki_dir, host, port)
-    run(ctx.obj["config_path"], host, port, workers, threads)
+    sys.exit(run(config, ctx.obj["config_path"], host, port, workers, threads))
 
 
 def _warn_of_dev_pki_urls(pki_dir: Path, host: str, port: int) -> None:

@@ -57,6 +57,7 @@ from kyso.sessions.store import claim, insert_session, open_session
 from kyso.signer import external as twostep
 from kyso.signer.algorithms import ALGORITHMS, Algorithm, algorithm_for, check_signature
 from kyso.signer.archive_dates import extend_before
+from kyso.signer.bounds import PdfBounds, releasing_cycles
 from kyso.signer.external import PreparedPdf
 from kyso.trust.policy import check_signer_path
 
@@ -79,7 +80,8 @@ def start_session(
     leaf, issuers = request.chain[0], request.chain[1:]
     check_signer_certificate(kyso, leaf, issuers)
     algorithm = algorithm_for(leaf, request.rsa_scheme)
-    documents = asyncio.run(_prepare_all(request, algorithm))
+    with releasing_cycles():
+        documents = asyncio.run(_prepare_all(request, algorithm, kyso.pdf_bounds))
     session = StartedSession(
         secrets.token_urlsafe(24), time.time() + kyso.config.session_minutes * 60, documents
     )
@@ -124,13 +126,13 @@ def check_signer_certificate(
 
 
 async def _prepare_all(
-    request: SessionRequest, algorithm: Algorithm
+    request: SessionRequest, algorithm: Algorithm, bounds: PdfBounds
 ) -> tuple[PreparedDocument, ...]:
     leaf, issuers = request.chain[0], request.chain[1:]
     prepared = []
     for index, doc in enumerate(request.documents):
         try:
-            prepared.append(await _prepare_one(doc, leaf, issuers, algorithm, request))
+            prepared.append(await _prepare_one(doc, leaf, issuers, algorithm, request, bounds))
         except KysoError as exc:
             raise type(exc)(f"documents[{index}]: {exc.detail}") from None
     return tuple(prepared)
@@ -142,10 +144,11 @@ async def _prepare_one(
     issuers: Sequence[x509.Certificate],
     algorithm: Algorithm,
     request: SessionRequest,
+    bounds: PdfBounds,
 ) -> PreparedDocument:
     if doc.kind == "pdf":
         pdf = await twostep.prepare_pdf(
-            doc.pdf, leaf, issuers, algorithm, request.level, request.reason, request.location
+            doc.pdf, leaf, issuers, algorithm, request.level, request.reason, request.location, bounds
         )
         return PreparedDocument(
             doc.record_id,
@@ -188,7 +191,8 @@ def complete_session(
     ]
     level = state["level"]
     timestamper = kyso.timestamper if level == "B-T" else None
-    finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
+    with releasing_cycles():
+        finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
     completed = CompletedSession(session_id, finished)
     deadlines = [
         extend_before(doc.output.pdf) if isinstance(doc.output, twostep.SignedPdf) else None
