@@ -150,9 +150,6 @@ class Kyso:
 
     # -- audit --------------------------------------------------------------
 
-    def record(self, draft: EntryDraft, with_entry: WithEntry | None = None) -> AppendedEntry:
-        return self.audit.append(draft, with_entry)
-
     def record_failure(self, actor: Actor, action: str, error: KysoError, **fields: Any) -> AppendedEntry:
         """The audit entry of a refused or failed operation (never its secrets)."""
         outcome = "denied" if error.status in (401, 403) else "error"

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import click
 
+from kyso.keystore.base import Scheme
+
 PIN_ENV = "KYSO_TOKEN_PIN"
 
 
@@ -148,7 +150,7 @@ def _read_session(handle: IO[str]) -> dict[str, Any]:
     return session
 
 
-def to_sign(index: int, doc: dict[str, Any]) -> tuple[bytes, str]:
+def to_sign(index: int, doc: dict[str, Any]) -> tuple[bytes, Scheme]:
     """(data_to_sign, keystore scheme) of one document, its digest checked."""
     from kyso.signer.algorithms import ALGORITHMS
 

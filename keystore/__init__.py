@@ -90,6 +90,7 @@ def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
             assert value is not None
             return value
 
+        assert kc.module and kc.token_label and kc.key_label  # checked above
         return Pkcs11Key(
             alias=kc.alias,
             module=kc.module,
