@@ -141,7 +141,7 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load the configuration: the TOML file named by ``path`` or ``KYSO_CONFIG``, then
-    ``KYSO_DATA_DIR``, ``KYSO_DATABASE_URL`` and ``KYSO_MAX_BODY_BYTES`` on top, then the
+    ``KYSO_DATA_DIR``, ``KYSO_DATABASE_URL`` (or ``KYSO_DATABASE_URL_FILE``) and ``KYSO_MAX_BODY_BYTES`` on top, then the
     embedded default for whatever is still missing."""
     env = os.environ if env is None else env
     path = path or env.get("KYSO_CONFIG")
@@ -165,6 +165,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         raw["data_dir"] = env["KYSO_DATA_DIR"]
     if "KYSO_DATABASE_URL" in env:
         raw["database_url"] = env["KYSO_DATABASE_URL"]
+    elif "KYSO_DATABASE_URL_FILE" in env:  # the URL holds the database password: a secret
+        try:
+            raw["database_url"] = Path(env["KYSO_DATABASE_URL_FILE"]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read KYSO_DATABASE_URL_FILE: {exc.strerror}") from None
     if "KYSO_MAX_BODY_BYTES" in env:
         raw["max_body_bytes"] = env["KYSO_MAX_BODY_BYTES"]
     if "data_dir" in raw:

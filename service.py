@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.config import Config
-from kyso.db import Database, create_schema, open_database
+from kyso.db import Database, open_database, open_schema
 from kyso.db.clients import ClientRegistry
 from kyso.errors import KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
@@ -86,7 +86,7 @@ class Kyso:
     def open(cls, config: Config) -> Kyso:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         db = open_database(config.db_url)
-        create_schema(db)
+        open_schema(db)
         return cls(config, db, load_keystore(config))
 
     def close(self) -> None:

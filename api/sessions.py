@@ -18,14 +18,8 @@ from kyso.api.auth import endpoint
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Actor
-from kyso.sessions.service import (
-    CompletedSession,
-    DocumentRequest,
-    SessionRequest,
-    StartedSession,
-    complete_session,
-    start_session,
-)
+from kyso.sessions.service import complete_session, start_session
+from kyso.sessions.state import CompletedSession, DocumentRequest, SessionRequest, StartedSession
 
 bp = Blueprint("sessions", __name__)
 

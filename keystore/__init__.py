@@ -15,7 +15,7 @@ from kyso.config import Config, KeyConfig
 from kyso.errors import ConfigError, UnknownKey
 from kyso.keystore.base import KeyInfo, SigningKey
 
-__all__ = ["Keystore", "KeyInfo", "SigningKey", "load_keystore", "read_secret"]
+__all__ = ["Keystore", "KeyInfo", "SigningKey", "load_keystore", "load_one", "read_secret"]
 
 
 def read_secret(
@@ -59,7 +59,7 @@ class Keystore:
             key.close()
 
 
-def _load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
+def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
     chain = tuple(kc.chain_files)
     if kc.kind == "software":
         from kyso.certs.devpki import DEV_PASSPHRASE
@@ -105,4 +105,4 @@ def _load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
 
 def load_keystore(config: Config, env: Mapping[str, str] | None = None) -> Keystore:
     env = os.environ if env is None else env
-    return Keystore({kc.alias: _load_one(kc, env) for kc in config.keys})
+    return Keystore({kc.alias: load_one(kc, env) for kc in config.keys})

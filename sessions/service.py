@@ -23,135 +23,42 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 from asn1crypto import x509
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry, EntryDraft, register_signature
-from kyso.db import signing_sessions
 from kyso.errors import (
-    Forbidden,
     InvalidRequest,
     InvalidSignature,
     KysoError,
-    NotFound,
-    SessionExpired,
-    SessionUsed,
 )
 from kyso.service import Actor, Kyso, sha256_hex
+from kyso.sessions.state import (
+    MAX_DOCUMENTS,
+    SESSION_LEVELS,
+    STATE_VERSION,
+    CompletedSession,
+    DocumentRequest,
+    FinishedDocument,
+    PreparedDocument,
+    SessionRequest,
+    StartedSession,
+    WithEntries,
+    b64,
+    data_to_sign,
+)
+from kyso.sessions.store import claim, insert_session, open_session
 from kyso.signer import external as twostep
 from kyso.signer.algorithms import ALGORITHMS, Algorithm, algorithm_for, check_signature
 from kyso.signer.archive_dates import extend_before
 from kyso.signer.external import PreparedPdf
 from kyso.trust.policy import check_signer_path
-
-SESSION_LEVELS = ("B-B", "B-T")
-MAX_DOCUMENTS = 100
-STATE_VERSION = 1
-# A session expired this long ago is deleted (its completion is then 404, not 409).
-FORGET_AFTER_SECONDS = 24 * 3600
-
-# Rows a caller writes with the session's audit entries: (connection, entries, result).
-WithEntries = Callable[[Connection, Any, Any], None]
-
-
-@dataclass(frozen=True)
-class DocumentRequest:
-    """One record to sign: a PDF (``pdf`` bytes) or a JSON value (``payload``)."""
-
-    record_id: str | None
-    kind: Literal["pdf", "json"]
-    pdf: bytes = b""
-    payload: Any = None
-
-
-@dataclass(frozen=True)
-class SessionRequest:
-    chain: tuple[x509.Certificate, ...]  # the clinician's certificate first, then its issuers
-    documents: tuple[DocumentRequest, ...]
-    level: str = "B-T"
-    reason: str | None = None
-    location: str | None = None
-    rsa_scheme: str = "pkcs1v15"
-
-
-@dataclass(frozen=True)
-class PreparedDocument:
-    """A document waiting for its signature, as stored in the session's state."""
-
-    record_id: str | None
-    kind: str
-    document_sha256: str  # of the record as received (for JSON: its JCS bytes)
-    algorithm: str
-    data_to_sign: bytes
-    prepared: dict[str, Any]  # PreparedPdf / PreparedJws state
-
-    def state(self) -> dict[str, Any]:
-        """What the session keeps (the data to sign is derived again from ``prepared``)."""
-        keep = ("record_id", "kind", "document_sha256", "algorithm", "prepared")
-        return {name: getattr(self, name) for name in keep}
-
-    def answer(self) -> dict[str, Any]:
-        return {
-            "record_id": self.record_id,
-            "data_to_sign": _b64(self.data_to_sign),
-            "digest": _b64(hashlib.sha256(self.data_to_sign).digest()),
-            "algorithm": self.algorithm,
-        }
-
-
-@dataclass(frozen=True)
-class StartedSession:
-    id: str
-    expires_at: float  # epoch seconds
-    documents: tuple[PreparedDocument, ...]
-
-    def answer(self) -> dict[str, Any]:
-        expires = datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {
-            "id": self.id,
-            "expires_at": expires,
-            "documents": [d.answer() for d in self.documents],
-        }
-
-
-@dataclass(frozen=True)
-class FinishedDocument:
-    record_id: str | None
-    kind: str
-    document_sha256: str
-    output: twostep.SignedPdf | twostep.SignedJson
-
-    @property
-    def signature_sha256(self) -> str:
-        return (
-            self.output.sha256
-            if isinstance(self.output, twostep.SignedPdf)
-            else self.output.signature_sha256
-        )
-
-    def answer(self, entry: AppendedEntry) -> dict[str, Any]:
-        answer: dict[str, Any] = {"record_id": self.record_id, "audit_seq": entry.seq}
-        if isinstance(self.output, twostep.SignedPdf):
-            answer["pdf"] = _b64(self.output.pdf)
-        else:
-            answer["signature"] = self.output.jws
-        return answer
-
-
-@dataclass(frozen=True)
-class CompletedSession:
-    id: str
-    documents: tuple[FinishedDocument, ...]
-
 
 # -- start -------------------------------------------------------------------
 
@@ -179,22 +86,12 @@ def start_session(
     state = {
         "version": STATE_VERSION,
         "level": request.level,
-        "chain": [_b64(c.dump()) for c in request.chain],
+        "chain": [b64(c.dump()) for c in request.chain],
         "documents": [d.state() for d in documents],
     }
 
     def store(conn: Connection, appended: AppendedEntry) -> None:
-        forgotten = time.time() - FORGET_AFTER_SECONDS
-        conn.execute(delete(signing_sessions).where(signing_sessions.c.expires_at < forgotten))
-        conn.execute(
-            insert(signing_sessions).values(
-                id=session.id,
-                client=actor.name,
-                expires_at=session.expires_at,
-                used=False,
-                state=json.dumps(state).encode("utf-8"),
-            )
-        )
+        insert_session(conn, session.id, actor.name, session.expires_at, state)
         if with_entry is not None:
             with_entry(conn, appended, session)
 
@@ -276,7 +173,7 @@ def complete_session(
     with_entries: WithEntries | None = None,
 ) -> tuple[CompletedSession, list[AppendedEntry]]:
     """Check every signature, finish every document, and record them all at once."""
-    row = _session_row(kyso, actor, session_id)
+    row = open_session(kyso.db, actor.name, session_id)
     state = json.loads(bytes(row.state))
     docs = state["documents"]
     if len(signatures) != len(docs):
@@ -308,7 +205,7 @@ def complete_session(
     )
 
     def record(conn: Connection, appended: list[AppendedEntry]) -> None:
-        _claim(conn, session_id)
+        claim(conn, session_id)
         for entry, doc, deadline in zip(appended, finished, deadlines, strict=False):
             register_signature(conn, entry, doc.kind, level, deadline)
         if with_entries is not None:
@@ -317,51 +214,14 @@ def complete_session(
     return completed, kyso.audit.append_many(drafts, record)
 
 
-def _session_row(kyso: Kyso, actor: Actor, session_id: str) -> Any:
-    """The session, refused if unknown, another client's, used or expired."""
-    with kyso.db.reader.connect() as conn:
-        row = conn.execute(
-            select(signing_sessions).where(signing_sessions.c.id == session_id)
-        ).first()
-    if row is None:
-        raise NotFound(f"no signing session {session_id!r}")
-    if row.client != actor.name:
-        raise Forbidden(
-            "this signing session was started by another client; only that client may complete it"
-        )
-    if row.used:
-        raise SessionUsed("this signing session was completed already; start a new one")
-    if row.expires_at < time.time():
-        raise SessionExpired("this signing session has expired; start a new one and sign again")
-    return row
-
-
-def _claim(conn: Connection, session_id: str) -> None:
-    """Mark the session used, atomically: only one completion finds it unused."""
-    claimed = conn.execute(
-        update(signing_sessions)
-        .where(signing_sessions.c.id == session_id, signing_sessions.c.used.is_(False))
-        .values(used=True, state=b"{}")  # the prepared documents are not needed any more
-    )
-    if claimed.rowcount != 1:
-        raise SessionUsed("this signing session was completed already; start a new one")
-
-
 def _check_one(leaf: x509.Certificate, doc: dict[str, Any], signature: bytes, index: int) -> bytes:
     algorithm = ALGORITHMS[doc["algorithm"]]
     try:
-        return check_signature(leaf, _data_to_sign(doc), signature, algorithm)
+        return check_signature(leaf, data_to_sign(doc), signature, algorithm)
     except InvalidSignature as exc:
         raise InvalidSignature(
             f"documents[{index}] (record {doc['record_id']!r}): {exc.detail}"
         ) from None
-
-
-def _data_to_sign(doc: dict[str, Any]) -> bytes:
-    prepared = doc["prepared"]
-    if doc["kind"] == "pdf":
-        return base64.b64decode(prepared["signed_attrs"])
-    return f"{prepared['protected']}.{prepared['payload']}".encode("ascii")
 
 
 async def _finish_all(
@@ -410,7 +270,3 @@ def _sign_draft(
         signature_sha256=doc.signature_sha256,
         detail=detail,
     )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
