@@ -10,7 +10,6 @@ from kyso.signer.xml.sign import (
     XmlSignOptions,
     finish_xml,
     prepare_xml,
-    resume_xml,
     rsa_scheme_for,
     sign_xml,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "finish_xml",
     "parse_xml",
     "prepare_xml",
-    "resume_xml",
     "rsa_scheme_for",
     "sign_xml",
 ]

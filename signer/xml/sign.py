@@ -85,9 +85,29 @@ class PreparedXml:
     def signature_id(self) -> str:
         return self.signature.get("Id") or ""
 
-    def to_bytes(self) -> bytes:
-        """The prepared record, to keep until the signature value comes (two-step signing)."""
-        return serialize(self.tree)
+    def to_state(self) -> dict[str, str]:
+        """What a two-step session keeps until the signature value comes (JSON-ready)."""
+        return {
+            "xml": base64.b64encode(serialize(self.tree)).decode("ascii"),
+            "signature_id": self.signature_id,
+            "profile": self.profile,
+            "scheme": self.scheme,
+            "document_sha256": self.document_sha256,
+            "signed_info": base64.b64encode(self.data_to_sign).decode("ascii"),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, str], certificate: x509.Certificate) -> PreparedXml:
+        """The prepared record of :meth:`to_state`, its ``SignedInfo`` unchanged."""
+        tree = parse_xml(base64.b64decode(state["xml"]))
+        found = [s for s in tree.getroot().iter(ds("Signature")) if s.get("Id") == state["signature_id"]]
+        if len(found) != 1:
+            raise InvalidRequest("the prepared record no longer holds its signature")
+        scheme: Scheme = state["scheme"]  # type: ignore[assignment]
+        prepared = cls(tree, found[0], state["profile"], scheme, certificate, state["document_sha256"])
+        if prepared.data_to_sign != base64.b64decode(state["signed_info"]):
+            raise InvalidRequest("the prepared record's SignedInfo changed while it was kept")
+        return prepared
 
 
 @dataclass(frozen=True)
@@ -137,18 +157,6 @@ def prepare_xml(
         moment = options.signing_time or datetime.now(UTC)
         signature = xades.build(tree, certificate, chain, scheme, moment)
     return PreparedXml(tree, signature, profile, scheme, certificate, hashlib.sha256(data).hexdigest())
-
-
-def resume_xml(
-    prepared: bytes, signature_id: str, profile: str, scheme: Scheme, certificate: x509.Certificate,
-    document_sha256: str,
-) -> PreparedXml:
-    """A prepared record kept as bytes (:meth:`PreparedXml.to_bytes`), ready to finish."""
-    tree = parse_xml(prepared)
-    found = [s for s in tree.getroot().iter(ds("Signature")) if s.get("Id") == signature_id]
-    if len(found) != 1:
-        raise InvalidRequest("the prepared record no longer holds its signature")
-    return PreparedXml(tree, found[0], profile, scheme, certificate, document_sha256)
 
 
 def finish_xml(
