@@ -4,6 +4,7 @@ borrowed timestamps are caught; what a signature covers is said as it is."""
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 
@@ -179,8 +180,6 @@ def test_a_certificate_other_than_the_signed_one_is_not_taken(dev_key, settings)
     signed = sign_xml(BIRTH, dev_key("lab-seal"), XmlSignOptions(level="B-B", profile="xades")).xml
     root = etree.fromstring(signed)
     data = root.find(f".//{DS}X509Data")
-    import base64
-
     for node in data:
         node.text = base64.b64encode(dev_key("hospital-seal").info.certificate.dump()).decode()
     sig = only(verify_xml(etree.tostring(root), settings))
@@ -209,3 +208,27 @@ def test_the_report_names_the_signature_by_its_value_and_finds_it_registered(dev
 
     sig = only(verify_xml(signed.xml, settings, registered))
     assert sig.id == signed.signature_sha256 and sig.registered == {"audit_seq": 7, "record_id": "r"}
+
+
+def test_the_health_check_signer_s_form_with_an_unsigned_signing_time_passes(settings) -> None:
+    """Inventec's health-check (KSK) signer: the signature on the root, URI="" and an
+    unsigned Object holding SignatureProperties/SigningTime."""
+    root = etree.fromstring((XML_DIR / "tt12-danhmuc-bophan.xml").read_bytes())
+    signature = xmlsec.template.create(root, C.TransformInclC14N, C.TransformRsaSha256)
+    reference = xmlsec.template.add_reference(signature, C.TransformSha256, uri="")
+    xmlsec.template.add_transform(reference, C.TransformEnveloped)
+    xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature)))
+    obj = etree.SubElement(signature, f"{DS}Object")
+    props = etree.SubElement(etree.SubElement(obj, f"{DS}SignatureProperties"), f"{DS}SignatureProperty",
+                             Id="SigningTime", Target="signatureProperties")
+    etree.SubElement(props, "SigningTime").text = "2026-12-01T10:00:00Z"
+    root.append(signature)
+    ctx = xmlsec.SignatureContext()
+    key = xmlsec.Key.from_file(str(PKI / "hospital-seal.key.pem"), C.KeyDataFormatPem, DEV_PASSPHRASE.decode())
+    key.load_cert_from_file(str(PKI / "hospital-seal.cert.pem"), C.KeyDataFormatPem)
+    key.load_cert_from_file(str(PKI / "intermediate-ca.cert.pem"), C.KeyDataFormatPem)
+    ctx.key = key
+    ctx.sign(signature)
+    sig = only(verify_xml(etree.tostring(root), settings))
+    assert (sig.indication, sig.coverage, sig.level) == ("TOTAL_PASSED", "ENTIRE_FILE", "B-B")
+    assert sig.signing_time is None  # an unsigned claim is not taken as the signing time
