@@ -124,7 +124,9 @@ def document() -> dict[str, Any]:
                                    "level": {"type": "string", "enum": ["B-B", "B-T"]},
                                    "rsa_scheme": {"type": "string", "enum": ["pkcs1v15", "pss"]},
                                    "reason": {"type": "string"}, "location": {"type": "string"},
-                                   "documents": {"type": "array", "items": {"type": "object"}}}}}}}),
+                                   "documents": {"type": "array", "items": {"type": "object"}, "description":
+                                                 "{record_id, pdf: base64}, {record_id, json: record} or "
+                                                 "{record_id, xml: base64, profile: bhyt|xades}"}}}}}}),
                 "responses": {"201": _json(description="Created: id, expires_at, documents[record_id, data_to_sign, digest, algorithm]"),
                               "400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "409": _PROBLEM, "413": _PROBLEM,
                               "422": _PROBLEM, "429": _PROBLEM, "503": _PROBLEM}}},
