@@ -307,7 +307,7 @@ class Kyso:
             key=alias,
             record_id=record_id,
             document_sha256=signed.document_sha256,
-            signature_sha256=signed.signature_sha256,
+            signature_sha256=signed.sha256,
             detail=detail,
         )
         return signed, self._append_signature(draft, "xml", options.level, signed, with_entry)

@@ -101,7 +101,7 @@ class FinishedDocument:
     def signature_sha256(self) -> str:
         return (
             self.output.sha256
-            if isinstance(self.output, twostep.SignedPdf)
+            if isinstance(self.output, (twostep.SignedPdf, SignedXml))
             else self.output.signature_sha256
         )
 

@@ -113,9 +113,9 @@ class PreparedXml:
 @dataclass(frozen=True)
 class SignedXml:
     xml: bytes  # the signed record
-    sha256: str  # of ``xml``
+    sha256: str  # of ``xml``: what the audit log registers, like a signed PDF
     document_sha256: str  # of the record as received
-    signature_sha256: str  # of the signature value (the bytes, not their base64)
+    value_sha256: str  # of the signature value (its bytes): the verification report's ``id``
     profile: str
     level: str
 
@@ -175,7 +175,7 @@ def finish_xml(
         xml=xml,
         sha256=hashlib.sha256(xml).hexdigest(),
         document_sha256=prepared.document_sha256,
-        signature_sha256=hashlib.sha256(value).hexdigest(),
+        value_sha256=hashlib.sha256(value).hexdigest(),
         profile=prepared.profile,
         level=level,
     )

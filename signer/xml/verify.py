@@ -21,10 +21,12 @@ Decisions (ETSI EN 319 102-1 names), in this order:
 - a ``SignatureTimeStamp`` that cannot be read: ``TOTAL_FAILED``/``FORMAT_FAILURE``;
 - then the chain, revocation and timestamp (:func:`~kyso.signer.verify.common.judge_signer`).
 
-``document_sha256`` is the SHA-256 of the bytes received; ``id`` and the ``registered``
-lookup use the SHA-256 of the signature value (its bytes, not their base64), as the audit
-log does. ``field`` and ``modifications`` are ``null``; ``coverage`` is ``ENTIRE_FILE`` or
-``PARTIAL`` (and then ``message`` says what is covered).
+``document_sha256`` is the SHA-256 of the bytes received, and ``registered`` is found only
+when kyso's log holds this exact file (the SHA-256 of a signed output it returned, as for a
+PDF): a record changed after signing, or signed elsewhere, is never shown as logged. ``id``
+is the SHA-256 of the signature value (its bytes, not their base64). ``field`` and
+``modifications`` are ``null``; ``coverage`` is ``ENTIRE_FILE`` or ``PARTIAL`` (and then
+``message`` says what is covered).
 """
 
 from __future__ import annotations
@@ -102,13 +104,14 @@ async def async_verify_xml(
     check_libxml2()
     tree = parse_xml(data)
     ids = ids_of(tree)
+    document_sha256 = hashlib.sha256(data).hexdigest()
+    # kyso signs only records without a signature, so a file it returned holds one: its own.
+    logged = registered([document_sha256]) if registered is not None else None
     reports = []
     for element in list(tree.getroot().iter(ds("Signature"))):
         report = await _verify_one(element, tree, ids, settings)
-        if registered is not None and report.id:
-            report = replace(report, registered=registered([report.id]))
-        reports.append(report)
-    return Report(hashlib.sha256(data).hexdigest(), tuple(reports))
+        reports.append(replace(report, registered=logged) if logged else report)
+    return Report(document_sha256, tuple(reports))
 
 
 def _unreadable(element: etree._Element, problem: Problem, signer: x509.Certificate | None) -> SignatureReport:

@@ -198,16 +198,18 @@ def test_a_timestamp_taken_from_another_signature_is_not_valid(dev_key, timestam
     assert (sig.indication, sig.sub_indication) == ("INDETERMINATE", "SIG_CONSTRAINTS_FAILURE")
 
 
-def test_the_report_names_the_signature_by_its_value_and_finds_it_registered(dev_key, settings) -> None:
+def test_only_the_exact_file_kyso_returned_is_shown_as_registered(dev_key, settings) -> None:
     signed = sign_xml(BIRTH, dev_key("hospital-seal"), XmlSignOptions(level="B-B"))
-    asked = []
 
     def registered(candidates):
-        asked.append(candidates)
-        return {"audit_seq": 7, "record_id": "r"} if candidates == [signed.signature_sha256] else None
+        return {"audit_seq": 7, "record_id": "r"} if candidates == [signed.sha256] else None
 
     sig = only(verify_xml(signed.xml, settings, registered))
-    assert sig.id == signed.signature_sha256 and sig.registered == {"audit_seq": 7, "record_id": "r"}
+    assert sig.id == signed.value_sha256 and sig.registered == {"audit_seq": 7, "record_id": "r"}
+    reformatted = only(verify_xml(signed.xml.replace(b"?>\n", b"?>\n\n", 1), settings, registered))
+    assert reformatted.indication == "TOTAL_PASSED" and reformatted.registered is None
+    changed = only(verify_xml(signed.xml.replace("Khôi".encode(), "Khải".encode()), settings, registered))
+    assert changed.sub_indication == "HASH_FAILURE" and changed.registered is None
 
 
 def test_the_health_check_signer_s_form_with_an_unsigned_signing_time_passes(settings) -> None:
