@@ -213,6 +213,18 @@ def signing_certificate(parts: SignatureParts) -> x509.Certificate:
     return leaves[0] if len(leaves) == 1 else parts.certificates[0]
 
 
+def check_key_size(certificate: x509.Certificate) -> None:
+    """Circular 15/2025/TT-BKHCN: RSA keys of at least 2048 bits, EC keys of at least 256."""
+    key = certificate.public_key
+    minimum = {"rsa": 2048, "ec": 256}.get(key.algorithm)
+    if minimum is None or key.bit_size < minimum:
+        raise Problem(
+            r.CRYPTO_CONSTRAINTS_FAILURE,
+            f"the signer's {key.algorithm.upper()} key of {key.bit_size} bits is too weak to rely on",
+            r.INDETERMINATE,
+        )
+
+
 def _signing_certificate_digests(parts: SignatureParts) -> list[tuple[str, bytes]]:
     if parts.signed_properties is None:
         return []

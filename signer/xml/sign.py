@@ -39,7 +39,7 @@ def rsa_scheme_for(key_config: KeyConfig | None) -> Scheme:
     configured = getattr(key_config, "rsa_scheme", None)
     if configured in ("pkcs1v15", "pss"):
         return configured  # type: ignore[return-value]
-    if key_config is not None and key_config.jws_alg == "RS256":
+    if getattr(key_config, "jws_alg", None) == "RS256":
         return "pkcs1v15"
     return "pss"
 

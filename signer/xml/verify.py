@@ -65,6 +65,7 @@ from kyso.signer.xml.dsig import ds, xades
 from kyso.signer.xml.inspect import (
     Problem,
     SignatureParts,
+    check_key_size,
     ids_of,
     read_signature,
     signing_certificate,
@@ -135,6 +136,7 @@ async def _verify_one(
     try:
         parts = read_signature(element, tree, ids)
         cert = signing_certificate(parts)
+        check_key_size(cert)
     except Problem as problem:
         return _unreadable(element, problem, cert)
     verdict = _crypto_verdict(parts, cert)

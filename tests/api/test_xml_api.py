@@ -4,6 +4,7 @@ audited and registered; hostile XML refused with nothing signed."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,13 +39,16 @@ def xml_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service with one more alias: the hospital seal set to PKCS#1 v1.5 for receivers that need it."""
     data_dir = tmp_path_factory.mktemp("kyso-xml")
     base = make_config(data_dir)
+    # The per-key setting is rsa_scheme where the configuration has it, else jws_alg.
+    names = {f.name for f in dataclasses.fields(KeyConfig)}
+    setting = {"rsa_scheme": "pkcs1v15"} if "rsa_scheme" in names else {"jws_alg": "RS256"}
     v15 = KeyConfig(
         alias="seal-pkcs1",
         key_file=str(PKI / "hospital-seal.key.pem"),
         cert_file=str(PKI / "hospital-seal.cert.pem"),
         chain_files=(str(PKI / "intermediate-ca.cert.pem"), str(PKI / "root-ca.cert.pem")),
         dev_passphrase=True,
-        jws_alg="RS256",
+        **setting,  # type: ignore[arg-type]
     )
     kyso = Kyso.open(make_config(data_dir, keys=(*base.keys, v15)))
     keys = {

@@ -234,3 +234,35 @@ def test_the_health_check_signer_s_form_with_an_unsigned_signing_time_passes(set
     sig = only(verify_xml(etree.tostring(root), settings))
     assert (sig.indication, sig.coverage, sig.level) == ("TOTAL_PASSED", "ENTIRE_FILE", "B-B")
     assert sig.signing_time is None  # an unsigned claim is not taken as the signing time
+
+
+def test_a_signature_by_a_weak_key_is_not_relied_on(settings, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    now = datetime.now(UTC)
+    cert = (cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "weak.key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "weak.cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    root = etree.fromstring(BIRTH)
+    signature = xmlsec.template.create(root, C.TransformInclC14N, C.TransformRsaSha256)
+    reference = xmlsec.template.add_reference(signature, C.TransformSha256, uri="")
+    xmlsec.template.add_transform(reference, C.TransformEnveloped)
+    xmlsec.template.x509_data_add_certificate(xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature)))
+    root.find("CHUKYDONVI").append(signature)
+    ctx = xmlsec.SignatureContext()
+    ctx.key = xmlsec.Key.from_file(str(tmp_path / "weak.key.pem"), C.KeyDataFormatPem)
+    ctx.key.load_cert_from_file(str(tmp_path / "weak.cert.pem"), C.KeyDataFormatPem)
+    ctx.sign(signature)
+    sig = only(verify_xml(etree.tostring(root), settings))
+    assert (sig.indication, sig.sub_indication) == ("INDETERMINATE", "CRYPTO_CONSTRAINTS_FAILURE")
+    assert "1024 bits" in sig.message
