@@ -38,6 +38,7 @@ from kyso.signer.timestamp.client import (
     collect_failures,
     http_source,
 )
+from kyso.signer.xml import SignedXml, XmlSignOptions, rsa_scheme_for, sign_xml
 from kyso.trust.policy import check_signer
 from kyso.trust.revocation import RevocationChecker, parse_once, refuse_unless_usable
 from kyso.trust.store import TrustStore
@@ -293,6 +294,35 @@ class Kyso:
         )
         return signed, self._append_signature(draft, "json", level, signed, with_entry)
 
+    def sign_xml(
+        self,
+        actor: Actor,
+        alias: str,
+        data: bytes,
+        options: XmlSignOptions,
+        record_id: str | None,
+        with_entry: WithEntry | None = None,
+    ) -> tuple[SignedXml, AppendedEntry]:
+        """Sign an XML record (profile ``bhyt`` or ``xades``); RSA keys sign XAdES with the
+        alias's scheme (:func:`~kyso.signer.xml.rsa_scheme_for`)."""
+        key = self.signing_key(alias)
+        options = replace(options, rsa_scheme=rsa_scheme_for(self.config.key(alias)))
+        with collect_failures() as tsa_failures:
+            signed = sign_xml(data, key, options, self.timestamper)
+        detail: dict[str, Any] = {"level": options.level, "profile": signed.profile}
+        if tsa_failures:
+            detail["tsa_failures"] = list(dict.fromkeys(tsa_failures))
+        draft = EntryDraft(
+            action="sign.xml",
+            actor=actor.name,
+            key=alias,
+            record_id=record_id,
+            document_sha256=signed.document_sha256,
+            signature_sha256=signed.sha256,
+            detail=detail,
+        )
+        return signed, self._append_signature(draft, "xml", options.level, signed, with_entry)
+
     def record_access(self, actor: str | None, action: str, **fields: Any) -> AppendedEntry:
         """The audit entry of a read that matters (an export, a record lookup)."""
         return self.audit.append(EntryDraft(action=action, actor=actor, **fields))
@@ -330,6 +360,13 @@ class Kyso:
 
         report = verify_json(jws, payload if has_payload else None, self.verify_settings(), self.registered).to_json()
         self._record_verification(actor, "verify.json", report)
+        return report
+
+    def verify_xml(self, actor: Actor, data: bytes) -> dict[str, Any]:
+        from kyso.signer.xml.verify import verify_xml
+
+        report = verify_xml(data, self.verify_settings(), self.registered).to_json()
+        self._record_verification(actor, "verify.xml", report)
         return report
 
     def _record_verification(self, actor: Actor, action: str, report: dict[str, Any]) -> None:

@@ -66,9 +66,10 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
         sign,
         tsa,
         verify,
+        xml,
     )
 
-    for module in (sign, extend, verify, sessions, audit, keys):
+    for module in (sign, extend, verify, xml, sessions, audit, keys):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
     app.register_blueprint(pki.bp, url_prefix="/pki")
     app.register_blueprint(openapi.bp, url_prefix="/api/v1")

@@ -227,14 +227,16 @@ def sign_json_cmd(ctx, infile, alias, level, record_id, detached) -> None:
 @click.option("--payload", type=click.File("rb"), help="The payload of a detached JWS.")
 @click.pass_context
 def verify(ctx: click.Context, file, payload) -> None:
-    """Validate a signed PDF or JWS; print the report; exit 1 unless TOTAL_PASSED."""
+    """Validate a signed PDF, JWS or XML record; print the report; exit 1 unless TOTAL_PASSED."""
     from kyso.formats import parse_json_strict
     from kyso.service import Actor
 
     data = file.read()
     kyso = service_of(ctx)
     try:
-        if data.lstrip()[:1] == b"{":
+        if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
+            report = kyso.verify_xml(Actor("cli"), data)
+        elif data.lstrip()[:1] == b"{":
             jws = parse_json_strict(data)
             body = parse_json_strict(payload.read()) if payload else None
             report = kyso.verify_json(Actor("cli"), jws, body, payload is not None)
@@ -340,7 +342,9 @@ from kyso.cli.audit import audit  # noqa: E402
 from kyso.cli.check import config_group  # noqa: E402
 from kyso.cli.session import session  # noqa: E402
 from kyso.cli.token import token  # noqa: E402
+from kyso.cli.xml import sign_xml_cmd  # noqa: E402
 
+sign.add_command(sign_xml_cmd)
 main.add_command(audit)
 main.add_command(token)
 main.add_command(config_group)
