@@ -97,8 +97,14 @@ class SignedJsonDocument(Answer):
     signature: Jws
 
 
+class SignedXmlDocument(Answer):
+    record_id: str | None
+    audit_seq: int
+    xml: str = Field(description="The signed XML record, base64")
+
+
 class SessionCompleted(Answer):
-    documents: list[SignedPdfDocument | SignedJsonDocument]
+    documents: list[SignedPdfDocument | SignedJsonDocument | SignedXmlDocument]
 
 
 class KeyDescription(Answer):

@@ -115,11 +115,19 @@ class JsonDocument(Model):
     json_: JsonValue = Field(alias="json", description="The JSON record")
 
 
+class XmlDocument(Model):
+    record_id: Text | None = None
+    xml: Base64 = Field(description="The XML record, base64")
+    profile: Literal["bhyt", "xades"] | None = Field(
+        None, description="bhyt (default when the record has CHUKYDONVI) or xades"
+    )
+
+
 class SessionStartRequest(Model):
     """``POST /api/v1/signing-sessions``."""
 
     certificate_chain: list[Pem] = Field(min_length=1, description="PEM, the signer's first")
-    documents: list[PdfDocument | JsonDocument] = Field(min_length=1, max_length=100)
+    documents: list[PdfDocument | JsonDocument | XmlDocument] = Field(min_length=1, max_length=100)
     level: Literal["B-B", "B-T"] = "B-T"
     rsa_scheme: Literal["pkcs1v15", "pss"] = "pkcs1v15"
     reason: Text | None = None
@@ -159,6 +167,15 @@ class SignPdfQuery(Query):
         ),
     ] | None = None
     repair: bool = Field(False, description="Rebuild a damaged PDF and sign the rebuilt file")
+
+
+class SignXmlQuery(Query):
+    key: str = Field(min_length=1, max_length=MAX_TEXT, description="Key alias")
+    level: Literal["B-B", "B-T"] = "B-T"
+    record_id: Text | None = Field(None, description="Record identifier (may contain /)")
+    profile: Literal["bhyt", "xades"] | None = Field(
+        None, description="bhyt (default when the record has CHUKYDONVI) or xades"
+    )
 
 
 class ExtendPdfQuery(Query):
@@ -212,7 +229,7 @@ def parse_query(model: type[M]) -> M:
 
 
 # Where a union was tried, pydantic names the branch in the location: not part of the body.
-_BRANCHES = {"PdfDocument", "JsonDocument", "Jws", "str", "constrained-str"}
+_BRANCHES = {"PdfDocument", "JsonDocument", "XmlDocument", "Jws", "str", "constrained-str"}
 
 
 def _refusal(exc: ValidationError, root: str | None) -> InvalidRequest:

@@ -108,6 +108,10 @@ _PKI_NAME = {"name": "name", "in": "path", "required": True,
              "schema": {"type": "string", "enum": ["root-ca", "intermediate-ca"]}}
 _OCSP_OK = {"description": "OCSPResponse (RFC 6960)", "content": {"application/ocsp-response": {}}}
 _PATH_TEXT = {"type": "string", "minLength": 1}
+_XML = {"schema": {"type": "string"}}
+_XML_BODY = {"required": True, "content": {"application/xml": _XML, "text/xml": _XML}}
+_XML_OK = {"description": "The signed XML record", "content": {"application/xml": _XML},
+           "headers": _PDF_OK["headers"]}
 
 
 def _paths() -> dict[str, Any]:
@@ -136,6 +140,12 @@ def _paths() -> dict[str, Any]:
         "/api/v1/sign/json": {"post": _op(
             "Sign a JSON record (JWS / JAdES)", "his", _json(answers.SignJsonAnswer), sign_errors,
             parameters=[_IDEMPOTENCY], requestBody=_body(_ref(models.SignJsonRequest)))},
+        "/api/v1/sign/xml": {"post": _op(
+            "Sign an XML record: the health-insurance facility signature in CHUKYDONVI (bhyt) or XAdES",
+            "his", _XML_OK, (*sign_errors, "415"),
+            parameters=[*query_parameters(models.SignXmlQuery), _IDEMPOTENCY], requestBody=_XML_BODY)},
+        "/api/v1/verify/xml": {"post": _op("Validate the XML signatures of a record", "his, auditor, admin",
+                                           report, ("400", "413", "415"), requestBody=_XML_BODY)},
         "/api/v1/extend/pdf": {"post": _op(
             "Extend a signed PDF: validation data (B-LT) and a fresh archive timestamp (B-LTA)", "his",
             {**_PDF_OK, "description": "The extended PDF"}, ("400", "409", "413", "503"),

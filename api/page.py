@@ -13,6 +13,7 @@ from importlib import resources
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from kyso.api import context
+from kyso.api.headers import page_policy
 from kyso.api.limits import limit_address
 from kyso.api.models import Jws, PageVerifyRequest, parse_body
 from kyso.api.sign import json_body
@@ -33,7 +34,9 @@ def _public() -> None:
 def index() -> Response:
     _public()
     html = resources.files("kyso.api").joinpath("static/verify.html").read_text(encoding="utf-8")
-    return Response(html, mimetype="text/html")
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = page_policy(html)
+    return resp
 
 
 @bp.post("/page/verify")
@@ -57,3 +60,6 @@ def verify() -> Response:
         parse_body(Jws, body)  # a bare flattened JWS: its "signature" is the signature value
         return jsonify(kyso.verify_json(anonymous, body, None, False))
     raise InvalidRequest("send a PDF (application/pdf) or a signed JSON (application/json)")
+
+
+verify.kyso_action = "verify.page"  # type: ignore[attr-defined]  # a refusal before the view

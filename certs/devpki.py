@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from kyso.certs.devreadme import readme
+
 DEV_PASSPHRASE = b"kyso-dev-only"
 DEV_KEY_MARKER = "# DEV ONLY: published development key, never use in production"
 DEV_ORGANIZATION = "kyso DEV ONLY"
@@ -103,6 +105,21 @@ def dev_pki_dir() -> Path:
     return Path(__file__).resolve().parent / "dev"
 
 
+def published_base_url(pki_dir: Path) -> str | None:
+    """Where the dev PKI's certificates send validators for CRLs and OCSP (the base URL given
+    to :func:`generate_dev_pki`), read from the hospital seal's certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate((pki_dir / "hospital-seal.cert.pem").read_bytes())
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+    for access in aia:
+        url = str(access.access_location.value)
+        if "/pki/" in url:
+            return url.split("/pki/", 1)[0]
+    return None
+
+
 def generate_dev_pki(
     out_dir: Path, base_url: str = DEFAULT_BASE_URL, passphrase: bytes = DEV_PASSPHRASE
 ) -> None:
@@ -138,7 +155,8 @@ def generate_dev_pki(
     (out / f"{INTERMEDIATE_NAME}.crl").write_bytes(_issue_crl(inter, inter_key, serials, 1))
     records = [_revocation_record(name, INTERMEDIATE_NAME, c) for name, c in revoked.items()]
     (out / "revoked.json").write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
-    (out / "README.md").write_text(_readme(base), encoding="utf-8")
+    text = readme(LEAVES, base, DEV_PASSPHRASE.decode(), DEV_KEY_MARKER, DEV_ORGANIZATION)
+    (out / "README.md").write_text(text, encoding="utf-8")
 
 
 # -- keys and names ---------------------------------------------------------------------------
@@ -365,35 +383,6 @@ def _write_pkcs12(
     encryption = serialization.BestAvailableEncryption(passphrase)
     name = path.stem.encode("ascii")
     path.write_bytes(pkcs12.serialize_key_and_certificates(name, key, cert, chain, encryption))
-
-
-def _readme(base: str) -> str:
-    """README.md of the generated directory: what each file is, and that it is DEV ONLY."""
-    rows = "\n".join(f"| `{s.name}` | {s.common_name} | {s.purpose} |" for s in LEAVES)
-    return f"""# kyso development PKI — DEV ONLY
-
-**Every private key in this directory is published. Never use any of it in production.**
-Key files are encrypted PKCS#8 PEM (and PKCS#12 for `dr-an`, `dr-binh`) under the public
-passphrase `{DEV_PASSPHRASE.decode()}`; each `*.key.pem` starts with the line
-`{DEV_KEY_MARKER}`. Every subject has `O={DEV_ORGANIZATION}`.
-
-Regenerate with `kyso pki init-dev` (or `python -m kyso.certs.devpki OUT_DIR`): keys and
-serial numbers change, file names and dates do not. Leaves are valid 2025-01-01 to
-2055-12-31 unless said otherwise; the CAs from 2019-01-01. URLs point at `{base}/pki/`.
-
-| file | what it is |
-|---|---|
-| `root-ca.cert.pem`, `root-ca.key.pem` | self-signed root CA (RSA 3072), the trust anchor |
-| `intermediate-ca.cert.pem`, `intermediate-ca.key.pem` | issuing CA (RSA 3072, pathlen 0) |
-| `chain.pem` | intermediate + root, for `openssl -untrusted` / `-CAfile` |
-| `root-ca.crl`, `intermediate-ca.crl` | DER CRLs, thisUpdate 2025-06-02, nextUpdate 2055-12-31 |
-| `revoked.json` | revoked leaves (issuer, serial, revocation_time, reason) for the OCSP responder |
-| `<name>.cert.pem`, `<name>.key.pem` | leaf certificate and key, issued by the intermediate |
-
-| name | subject CN | what it is for |
-|---|---|---|
-{rows}
-"""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -241,6 +241,37 @@ def create_schema(db: Database) -> None:
             conn.execute(insert(audit_head).values(id=1, size=0, head_hash=GENESIS_PREV_HASH))
 
 
+def open_schema(db: Database) -> None:
+    """At start-up: create the schema in a new, empty database (the first start), and
+    refuse a database whose schema is older or newer than this kyso's migrations: those
+    are changed only by ``kyso db upgrade``, run on purpose, after a backup."""
+    from kyso.errors import ConfigError
+
+    revision, head = schema_revision(db), head_revision()
+    if revision == head:
+        if not _has_head_row(db):
+            create_schema(db)
+        return
+    if revision is None:
+        with db.reader.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+        if not tables & set(metadata.tables):
+            create_schema(db)  # a new database
+            return
+    from alembic.script import ScriptDirectory
+
+    known = {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if revision is not None and revision not in known:
+        raise ConfigError(
+            f"the database schema is at revision {revision}, made by a newer kyso than this one "
+            f"(which knows up to {head}); run the newer kyso, or restore a backup"
+        )
+    raise ConfigError(
+        f"the database schema is at revision {revision or 'none (made before migrations)'}, "
+        f"older than this kyso's {head}: back the database up, then run `kyso db upgrade`"
+    )
+
+
 def _has_head_row(db: Database) -> bool:
     with db.reader.connect() as conn:
         return conn.execute(select(audit_head.c.id)).first() is not None

@@ -15,7 +15,7 @@ from kyso.config import Config, KeyConfig
 from kyso.errors import ConfigError, UnknownKey
 from kyso.keystore.base import KeyInfo, SigningKey
 
-__all__ = ["Keystore", "KeyInfo", "SigningKey", "load_keystore", "read_secret"]
+__all__ = ["Keystore", "KeyInfo", "SigningKey", "load_keystore", "load_one", "read_secret"]
 
 
 def read_secret(
@@ -59,7 +59,7 @@ class Keystore:
             key.close()
 
 
-def _load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
+def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
     chain = tuple(kc.chain_files)
     if kc.kind == "software":
         from kyso.certs.devpki import DEV_PASSPHRASE
@@ -90,6 +90,7 @@ def _load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
             assert value is not None
             return value
 
+        assert kc.module and kc.token_label and kc.key_label  # checked above
         return Pkcs11Key(
             alias=kc.alias,
             module=kc.module,
@@ -105,4 +106,4 @@ def _load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
 
 def load_keystore(config: Config, env: Mapping[str, str] | None = None) -> Keystore:
     env = os.environ if env is None else env
-    return Keystore({kc.alias: _load_one(kc, env) for kc in config.keys})
+    return Keystore({kc.alias: load_one(kc, env) for kc in config.keys})

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from kyso.audit.entry import GENESIS_PREV_HASH
 from kyso.db import (
@@ -19,9 +21,11 @@ from kyso.db import (
     head_revision,
     metadata,
     open_database,
+    open_schema,
     schema_revision,
     signatures,
 )
+from kyso.errors import ConfigError
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -123,5 +127,46 @@ def test_an_extension_registered_under_0001_names_no_key_after_the_upgrade(url):
             keys = conn.execute(select(signatures.c.key).order_by(signatures.c.audit_seq)).scalars()
             assert list(keys) == ["hospital-seal", None]
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        db.dispose()
+
+
+def test_a_new_database_gets_the_schema_at_the_first_start(url):
+    db = open_database(url)
+    try:
+        open_schema(db)
+        assert schema_revision(db) == head_revision()
+    finally:
+        db.dispose()
+
+
+def test_the_service_refuses_a_database_older_than_its_migrations_and_says_to_upgrade(url, tmp_path):
+    db = open_database(url)
+    try:
+        with db.writer.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+        with pytest.raises(ConfigError, match=r"kyso db upgrade"):
+            open_schema(db)
+        assert schema_revision(db) == "0001"  # refused, not changed behind the operator's back
+    finally:
+        db.dispose()
+    # the same through the command line: `kyso serve` exits 2 and says what to run; upgrade mends it
+    env = {**os.environ, "KYSO_DATABASE_URL": url, "KYSO_DATA_DIR": str(tmp_path / "var")}
+    kyso = str(Path(sys.executable).parent / "kyso")
+    refused = subprocess.run([kyso, "clients", "list"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "kyso db upgrade" in refused.stderr
+    upgraded = subprocess.run([kyso, "db", "upgrade"], env=env, capture_output=True, text=True)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert subprocess.run([kyso, "clients", "list"], env=env, capture_output=True).returncode == 0
+
+
+def test_a_database_from_a_newer_kyso_is_refused(url):
+    db = open_database(url)
+    try:
+        open_schema(db)
+        with db.writer.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(ConfigError, match=r"newer kyso"):
+            open_schema(db)
     finally:
         db.dispose()
