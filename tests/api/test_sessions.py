@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from kyso.certs.devpki import DEV_PASSPHRASE
 from kyso.db import signing_sessions
 from kyso.signer.timestamp.client import TimestampClient, http_source
 
-KYSO = "/tmp/kv/bin/kyso"  # the installed console script, as a clinician runs it
+KYSO = str(Path(sys.executable).with_name("kyso"))  # the console script, as a clinician runs it
 PIN = "clinician-pin-2580"
 AN_CN = "BS. Nguyễn Văn An"
 RECORD = {"resourceType": "Bundle", "id": "xuất-viện-42", "entry": [{"glucose_mmol_l": 5.6}]}
