@@ -59,3 +59,9 @@ def kyso_serve(data_dir: Path, *args: str, env: dict[str, str] | None = None, po
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def dev_api_keys(data_dir: Path) -> dict[str, str]:
+    """The API keys of the dev clients a first ``kyso serve`` wrote, by client name."""
+    lines = (data_dir / "dev-api-keys.txt").read_text().splitlines()
+    return {line.split()[0]: line.split()[-1] for line in lines if line.strip() and not line.startswith("#")}

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from asn1crypto import x509
-from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import (
     DisallowedAlgorithmError,
@@ -31,12 +30,9 @@ from pyhanko_certvalidator.errors import (
 
 from kyso.signer.verify import report as r
 from kyso.signer.verify.report import TimestampInfo, VerifySettings, iso_utc
+from kyso.trust.policy import SIGNER_KEY_USAGE, usage_problem
 
-# A signer certificate must allow signing: digitalSignature or nonRepudiation (either will
-# do: organisation seals often carry only the first, clinicians' certificates the second).
-SIGNER_KEY_USAGE = KeyUsageConstraints(
-    key_usage=frozenset({"digital_signature", "non_repudiation"}), match_all_key_usages=False
-)
+__all__ = ["SIGNER_KEY_USAGE", "ChainResult", "KnownData", "assess_chain", "assess_signer"]
 
 
 @dataclass(frozen=True)
@@ -105,10 +101,14 @@ async def _validate_once(cert: x509.Certificate, context: ValidationContext) -> 
             ).async_validate_path()
         except InvalidCertificateError as exc:  # a self-signed signer outside the trust roots
             return ChainResult(False, "unknown", r.NO_CERTIFICATE_CHAIN_FOUND, exc.failure_msg)
-        try:
-            SIGNER_KEY_USAGE.validate(cert)
-        except InvalidCertificateError as exc:
-            return ChainResult(False, "unknown", r.CHAIN_CONSTRAINTS_FAILURE, exc.failure_msg)
+        # The policy kyso signs under (kyso.trust.policy): a TSA's or a web server's
+        # certificate has a valid path too, but it was not issued to sign documents.
+        problem = usage_problem(cert)
+        if problem is not None:
+            return ChainResult(
+                False, "unknown", r.CHAIN_CONSTRAINTS_FAILURE,
+                f"the signer certificate is not meant for signing documents: {problem}",
+            )  # fmt: skip
         return ChainResult(True, "good", path=tuple(path.iter_certs(include_root=False)))
     except PathBuildingError as exc:
         return ChainResult(
