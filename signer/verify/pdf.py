@@ -46,7 +46,7 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 
 from kyso.errors import InvalidPdf, KysoError
-from kyso.signer.pades import check_pdf_envelope, open_pdf
+from kyso.signer.pades import check_pdf_envelope, field_text, open_pdf
 from kyso.signer.verify import report as r
 from kyso.signer.verify.common import (
     SIGNER_KEY_USAGE,
@@ -139,7 +139,8 @@ def _collect(reader: PdfFileReader) -> tuple[list[_Found], list[EmbeddedPdfSigna
         fields = list(enumerate_sig_fields(reader, filled_status=True))
     except Exception as exc:  # the AcroForm of a hostile file can break the reader anywhere
         raise InvalidPdf(f"the PDF's signature fields cannot be read: {exc}") from None
-    for name, sig_obj, sig_field in fields:
+    for raw_name, sig_obj, sig_field in fields:
+        name = field_text(raw_name)
         is_timestamp = False
         try:
             is_timestamp = sig_obj.get_object().get("/Type") == "/DocTimeStamp"
