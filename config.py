@@ -10,6 +10,7 @@ it when it needs it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -20,6 +21,8 @@ from kyso.errors import ConfigError
 
 DEV_KEY_ALIASES = ("hospital-seal", "lab-seal", "dr-revoked", "dr-an", "dr-binh", "dr-expired", "dr-future")
 LOG_KEY_ALIAS = "audit-log"
+# What a key alias may be (kyso.api.fields holds every limit on names).
+KEY_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,12 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         "limits": _build(LimitsConfig, raw.pop("limits", {}), "[limits]"),
     }
     keys = tuple(_build(KeyConfig, k, f"[[keys]] #{i + 1}") for i, k in enumerate(raw.pop("keys", [])))
+    for number, key in enumerate(keys, 1):
+        if not isinstance(key.alias, str) or not KEY_ALIAS.fullmatch(key.alias):
+            raise ConfigError(
+                f"[[keys]] #{number}: alias {key.alias!r} must be 1 to 64 ASCII letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit"
+            )
     if "KYSO_DATA_DIR" in env:
         raw["data_dir"] = env["KYSO_DATA_DIR"]
     if "KYSO_DATABASE_URL" in env:

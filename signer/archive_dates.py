@@ -42,8 +42,9 @@ def parse_deadline(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        shown = text if len(text) <= 40 else f"{text[:40]}..."
         raise InvalidRequest(
-            f"give a date (YYYY-MM-DD) or an ISO 8601 time, not {text!r}"
+            f"give a date (YYYY-MM-DD) or an ISO 8601 time, not {shown!r}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
