@@ -155,7 +155,7 @@ class Kyso:
         """Append a signing entry with its record registry row (and the caller's rows)."""
 
         pdf = getattr(result, "pdf", None)  # a signed or extended PDF
-        deadline = extend_before(pdf) if kind == "pdf" and pdf is not None else None
+        deadline = extend_before(pdf, self.trust) if kind == "pdf" and pdf is not None else None
 
         def also(conn: Connection, appended: AppendedEntry) -> None:
             register_signature(conn, appended, kind, level, deadline)

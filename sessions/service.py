@@ -191,7 +191,7 @@ def complete_session(
     finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
     completed = CompletedSession(session_id, finished)
     deadlines = [
-        extend_before(doc.output.pdf) if isinstance(doc.output, twostep.SignedPdf) else None
+        extend_before(doc.output.pdf, kyso.trust) if isinstance(doc.output, twostep.SignedPdf) else None
         for doc in finished
     ]
     drafts = [_sign_draft(actor, session_id, leaf, level, doc) for doc in finished]

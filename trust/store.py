@@ -104,9 +104,10 @@ class TrustStore:
     def path_context(
         self, intermediates: Sequence[x509.Certificate] = (), moment: datetime | None = None
     ) -> ValidationContext:
-        """Path building only: no revocation, no fetching."""
+        """Path building only: no revocation, no fetching. The anchors are the shared ones
+        (parsed once): building a path only reads them."""
         return ValidationContext(
-            trust_roots=self.roots(),
+            trust_roots=list(self.shared_roots()),
             other_certs=[fresh(c) for c in intermediates],
             moment=moment,
             allow_fetching=False,
