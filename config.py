@@ -81,6 +81,13 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    # Clients that may add signatures to each other's records (kyso.audit.ownership):
+    # groups = [["his-main", "archive"], ...]. Otherwise a record is its first signer's.
+    groups: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("var")
     database_url: str | None = None
@@ -96,6 +103,7 @@ class Config:
     trust: TrustConfig = field(default_factory=TrustConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
 
     @property
     def db_url(self) -> str:
@@ -162,7 +170,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         "trust": _build(TrustConfig, raw.pop("trust", {}), "[trust]"),
         "audit": _build(AuditConfig, raw.pop("audit", {}), "[audit]"),
         "limits": _build(LimitsConfig, raw.pop("limits", {}), "[limits]"),
+        "records": _build(RecordsConfig, raw.pop("records", {}), "[records]"),
     }
+    groups = sections["records"].groups
+    if not all(isinstance(g, list | tuple) and all(isinstance(n, str) for n in g) for g in groups):
+        raise ConfigError("[records] groups must be a list of lists of client names")
     keys = tuple(_build(KeyConfig, k, f"[[keys]] #{i + 1}") for i, k in enumerate(raw.pop("keys", [])))
     for number, key in enumerate(keys, 1):
         if not isinstance(key.alias, str) or not KEY_ALIAS.fullmatch(key.alias):

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from asn1crypto import x509
 from sqlalchemy import Connection
 
+from kyso.audit.ownership import RecordSharing, check_may_add
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.config import Config
 from kyso.db import Database, create_schema, open_database
@@ -55,7 +56,7 @@ class Actor:
     """Who asks: a client name (``None`` for an unknown caller) and where from."""
 
     name: str | None
-    role: str | None = None
+    role: str | None = None  # None: the local operator (the command line)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -149,8 +150,31 @@ class Kyso:
         detail = {"code": error.code, "status": error.status}
         return self.audit.append(EntryDraft(action=action, actor=actor.name, outcome=outcome, detail=detail, **fields))
 
+    @cached_property
+    def record_sharing(self) -> RecordSharing:
+        return RecordSharing.of(self.config.records.groups)
+
+    def check_may_add(
+        self, actor: Actor, record_ids: Iterable[str | None], conn: Connection | None = None
+    ) -> None:
+        """Refuse (``forbidden``) an API client that may not sign for one of ``record_ids``
+        (:mod:`kyso.audit.ownership`); in ``conn``'s transaction when given."""
+        if actor.role is None:
+            return
+        if conn is not None:
+            check_may_add(conn, record_ids, actor.name, self.record_sharing)
+            return
+        with self.db.reader.connect() as own:
+            check_may_add(own, record_ids, actor.name, self.record_sharing)
+
     def _append_signature(
-        self, draft: EntryDraft, kind: str, level: str, result: Any, with_entry: WithEntry | None
+        self,
+        actor: Actor,
+        draft: EntryDraft,
+        kind: str,
+        level: str,
+        result: Any,
+        with_entry: WithEntry | None,
     ) -> AppendedEntry:
         """Append a signing entry with its record registry row (and the caller's rows)."""
 
@@ -158,6 +182,7 @@ class Kyso:
         deadline = extend_before(pdf, self.trust) if kind == "pdf" and pdf is not None else None
 
         def also(conn: Connection, appended: AppendedEntry) -> None:
+            self.check_may_add(actor, [draft.record_id], conn)
             register_signature(conn, appended, kind, level, deadline)
             if with_entry is not None:
                 with_entry(conn, appended, result)
@@ -175,6 +200,7 @@ class Kyso:
         record_id: str | None,
         with_entry: WithEntry | None = None,
     ) -> tuple[SignedPdf, AppendedEntry]:
+        self.check_may_add(actor, [record_id])
         key = self.signing_key(alias)
         with collect_failures() as tsa_failures:
             signed = asyncio.run(self._async_sign_pdf(data, key, options))
@@ -198,7 +224,7 @@ class Kyso:
             signature_sha256=signed.sha256,
             detail=detail,
         )
-        return signed, self._append_signature(draft, "pdf", options.level, signed, with_entry)
+        return signed, self._append_signature(actor, draft, "pdf", options.level, signed, with_entry)
 
     async def _async_sign_pdf(self, data: bytes, key: SigningKey, options: PdfSignOptions) -> SignedPdf:
         """Sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and then add the
@@ -231,6 +257,8 @@ class Kyso:
         audited as ``extend.pdf`` with a registry row, like a signature (its ``key`` is
         empty: no key alias of ours signed anything)."""
 
+        self.check_may_add(actor, [record_id])
+
         async def run() -> ExtendedPdf:
             context = self.trust.revocation_context()
             try:
@@ -256,7 +284,7 @@ class Kyso:
             signature_sha256=extended.sha256,
             detail=detail,
         )
-        return extended, self._append_signature(draft, "pdf", level, extended, with_entry)
+        return extended, self._append_signature(actor, draft, "pdf", level, extended, with_entry)
 
     def sign_json(
         self,
@@ -268,6 +296,7 @@ class Kyso:
         record_id: str | None,
         with_entry: WithEntry | None = None,
     ) -> tuple[SignedJson, AppendedEntry]:
+        self.check_may_add(actor, [record_id])
         key = self.signing_key(alias)
         signed = sign_json(payload, key, level, detached, self.timestamper)
 
@@ -280,7 +309,7 @@ class Kyso:
             signature_sha256=signed.signature_sha256,
             detail={"level": level, "detached": detached},
         )
-        return signed, self._append_signature(draft, "json", level, signed, with_entry)
+        return signed, self._append_signature(actor, draft, "json", level, signed, with_entry)
 
     def record_access(self, actor: str | None, action: str, **fields: Any) -> AppendedEntry:
         """The audit entry of a read that matters (an export, a record lookup)."""

@@ -76,6 +76,7 @@ def start_session(
         raise InvalidRequest("B-T needs a timestamp authority; none is configured")
     if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
         raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
+    kyso.check_may_add(actor, [d.record_id for d in request.documents])
     leaf, issuers = request.chain[0], request.chain[1:]
     check_signer_certificate(kyso, leaf, issuers)
     algorithm = algorithm_for(leaf, request.rsa_scheme)
@@ -205,6 +206,7 @@ def complete_session(
     )
 
     def record(conn: Connection, appended: list[AppendedEntry]) -> None:
+        kyso.check_may_add(actor, [doc.record_id for doc in finished], conn)
         claim(conn, session_id)
         for entry, doc, deadline in zip(appended, finished, deadlines, strict=False):
             register_signature(conn, entry, doc.kind, level, deadline)
