@@ -62,7 +62,14 @@ class TrustConfig:
     revocation: str = "soft-fail"  # or "require"
     # How long a signer certificate's revocation status is trusted before it is checked again.
     revocation_cache_seconds: float = 300.0
-    fetch_timeout_seconds: float = 10.0  # CRL and OCSP downloads (B-LT, the refusal of revoked keys)
+    # Fetching CRLs and OCSP responses of chains that reached a root (kyso.trust.fetching).
+    fetch: bool = True
+    fetch_allow_hosts: tuple[str, ...] = ()  # empty: the hosts the certificates name
+    fetch_allow_private: bool = False  # loopback, private, link-local addresses
+    fetch_timeout_seconds: float = 5.0  # each fetch
+    fetch_budget_seconds: float = 15.0  # all fetches of one request
+    fetch_max_requests: int = 16  # fetches of one request
+    fetch_max_bytes: int = 8 * 1024 * 1024  # one answer
 
 
 @dataclass(frozen=True)

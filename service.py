@@ -38,6 +38,7 @@ from kyso.signer.timestamp.client import (
     collect_failures,
     http_source,
 )
+from kyso.trust.fetching import FetchPolicy
 from kyso.trust.policy import check_signer
 from kyso.trust.revocation import RevocationChecker, parse_once, refuse_unless_usable
 from kyso.trust.store import TrustStore
@@ -119,12 +120,19 @@ class Kyso:
     @cached_property
     def trust(self) -> TrustStore:
         """The trust anchors, and revocation data: the dev PKI's own CRLs issued in-process
-        (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs."""
-        return TrustStore.from_patterns(
-            self.config.trust.roots,
-            in_process=self.dev_revocation,
-            fetch_timeout=self.config.trust.fetch_timeout_seconds,
+        (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs, fetched
+        under ``[trust] fetch_*`` (:mod:`kyso.trust.fetching`)."""
+        t = self.config.trust
+        policy = FetchPolicy(
+            enabled=t.fetch,
+            allow_hosts=tuple(t.fetch_allow_hosts),
+            allow_private=t.fetch_allow_private,
+            timeout_seconds=t.fetch_timeout_seconds,
+            budget_seconds=t.fetch_budget_seconds,
+            max_requests=t.fetch_max_requests,
+            max_bytes=t.fetch_max_bytes,
         )
+        return TrustStore.from_patterns(t.roots, in_process=self.dev_revocation, fetch_policy=policy)
 
     @cached_property
     def _revocation_checker(self) -> RevocationChecker:
@@ -318,13 +326,23 @@ class Kyso:
     # -- verification -------------------------------------------------------
 
     def verify_settings(self):
+        """What verifications trust, and how they get revocation data: the dev PKI's CRLs
+        issued in process, else fetched under the trust store's policy, with an allowance
+        of fetches of its own for each verification."""
         from kyso.signer.verify.pdf import VerifySettings
 
         with self._settings_lock:
             if self._verify_settings is None:
                 roots = self.trust.shared_roots()  # parsed completely: every request thread reads them
-                self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
-            return self._verify_settings
+                self._verify_settings = VerifySettings(
+                    trust_roots=roots,
+                    revocation=self.config.trust.revocation,
+                    allow_fetching=self.trust.fetch_policy.enabled,
+                    fetch_policy=self.trust.fetch_policy,
+                )
+            settings = self._verify_settings
+        crls = self.trust.in_process_crls()
+        return replace(settings, crls=tuple(crls)) if crls else settings
 
     def registered(self, candidates: list[str]) -> dict | None:
         for digest in candidates:

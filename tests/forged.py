@@ -90,3 +90,64 @@ def with_unreferenced_timestamp(pdf: bytes, token: cms.ContentInfo) -> bytes:
     writer.write(out)
     assert b"/Contents <" in out.getvalue()[len(pdf) :]  # hex, as a real one is written
     return out.getvalue()
+
+
+def own_ca(name: str = "Test CA") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA of the test's own."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2060, 1, 1, tzinfo=UTC))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def leaf_pointing_at(
+    ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, base_url: str, issuers: int = 12
+) -> SoftwareKey:
+    """A signing key certified by ``ca`` whose certificate sends every validator to
+    ``base_url``: ``issuers`` caIssuers URLs, an OCSP URL and a CRL distribution point."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    access = [
+        x509.AccessDescription(
+            x509.AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier(f"{base_url}/issuer-{n}.cer"),
+        )
+        for n in range(issuers)
+    ]
+    access.append(
+        x509.AccessDescription(
+            x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{base_url}/ocsp")
+        )
+    )
+    point = x509.DistributionPoint([x509.UniformResourceIdentifier(f"{base_url}/ca.crl")], None, None, None)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Self-made signer")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime(2025, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2055, 1, 1, tzinfo=UTC))
+        .add_extension(x509.AuthorityInformationAccess(access), critical=False)
+        .add_extension(x509.CRLDistributionPoints([point]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False
+        )
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    der = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    return SoftwareKey(KeyInfo("self-made", "software", der, (), "ES256"), key)

@@ -97,6 +97,7 @@ async def async_verify_pdf(
     ``registered``, when given, is called once per signature with the SHA-256 (hex) of each
     prefix of the file that ends a revision at or after that signature's (see
     :func:`revision_candidates`), and its answer becomes the signature's ``registered``."""
+    settings = settings.for_one_run()
     reader = _open(data)
     signatures, doc_timestamps = _collect(reader)
     dss = read_dss(reader)
@@ -172,7 +173,7 @@ class _DocTimestamp:
 async def _doc_timestamp(emb: EmbeddedPdfSignature, settings: VerifySettings) -> _DocTimestamp:
     """Whether a document timestamp is sound and trusted, and the DSS it covers."""
     context = validation_context(
-        settings, KnownData.of(settings), require_revocation=False, fetch=False
+        settings, KnownData.of(settings), require_revocation=False
     )
     try:
         status = await async_validate_pdf_timestamp(emb, validation_context=context)
@@ -220,7 +221,7 @@ async def _validate(
     doc_timestamps: list[_DocTimestamp],
 ) -> SignatureReport:
     known = _known(emb, settings, dss)
-    context = validation_context(settings, known, require_revocation=False, fetch=False)
+    context = validation_context(settings, known, require_revocation=False)
     try:
         status = await async_validate_pdf_signature(
             emb, signer_validation_context=context, key_usage_settings=SIGNER_KEY_USAGE
