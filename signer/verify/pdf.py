@@ -3,11 +3,10 @@
 pyHanko's classic validation (``async_validate_pdf_signature``) gives, per signature, the
 integrity of the signed bytes, the signature value, the coverage of the byte range, the
 difference analysis of later revisions and the signature timestamp. The signer's chain and
-its revocation status are judged by :mod:`kyso.signer.verify.common`, the same way as for
-JSON. A signer certificate that has expired by the validation time is given a second chance
-with pyHanko's ``ades_lta_validation`` when document timestamps cover the signature (PAdES
-B-LTA), then as of its valid signature timestamp with the DSS's revocation data (B-LT,
-ETSI EN 319 102-1 5.5).
+its revocation status are judged by :mod:`kyso.signer.verify.common`, as for JSON. An
+expired signer certificate gets a second chance with pyHanko's ``ades_lta_validation`` when
+document timestamps cover the signature (B-LTA), then as of its valid signature timestamp
+with the DSS's revocation data (B-LT, ETSI EN 319 102-1 5.5).
 
 Decisions, in this order (ETSI EN 319 102-1 names):
 
@@ -20,10 +19,10 @@ Decisions, in this order (ETSI EN 319 102-1 names):
 - then the chain, revocation and timestamp (:func:`~kyso.signer.verify.common.judge_signer`).
 
 A signature that pyHanko cannot process at all (broken CMS, unknown SubFilter, ...) is
-``TOTAL_FAILED``/``FORMAT_FAILURE`` with a ``message``; hostile input never raises anything
-but :class:`~kyso.errors.InvalidPdf` or :class:`~kyso.errors.EncryptedPdf` for the file as a
-whole. Document timestamps are not reported as signatures; a valid one that covers the DSS
-data of a signature makes that signature ``B-LTA``.
+``TOTAL_FAILED``/``FORMAT_FAILURE`` with a ``message``; hostile input raises nothing but
+:class:`~kyso.errors.InvalidPdf` or :class:`~kyso.errors.EncryptedPdf` for the whole file.
+Document timestamps are not reported as signatures; a valid one covering a signature's DSS
+data makes that signature ``B-LTA``.
 """
 
 from __future__ import annotations
