@@ -146,3 +146,38 @@ def test_answers_are_bounded_and_redirects_not_followed() -> None:
 
 def test_fetching_can_be_switched_off() -> None:
     assert FetchPolicy(enabled=False).start() is None
+
+
+def test_extending_a_pdf_signed_under_an_untrusted_ca_fetches_nothing(counting) -> None:
+    from forged import leaf_pointing_at, own_ca
+    from support import corpus_pdfs
+
+    from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
+    from kyso.errors import InvalidRequest
+    from kyso.keystore.software import load_software_key
+    from kyso.signer.ltv import async_extend_pdf
+    from kyso.signer.pades import PdfSignOptions, async_sign_pdf
+    from kyso.signer.timestamp.authority import TimestampAuthority
+    from kyso.signer.timestamp.client import TimestampClient, TimestampSource
+    from kyso.trust.store import TrustStore, load_certificates
+
+    pki = dev_pki_dir()
+    chain = (str(pki / "intermediate-ca.cert.pem"), str(pki / "root-ca.cert.pem"))
+    tsa = TimestampAuthority(load_software_key("tsa", pki / "tsa.key.pem", DEV_PASSPHRASE, pki / "tsa.cert.pem", chain))
+    stamps = TimestampClient([TimestampSource("built-in", tsa.respond)])
+    ca, ca_key = own_ca("Nobody's CA")
+    key = leaf_pointing_at(ca, ca_key, counting.base)
+    signed = asyncio.run(async_sign_pdf(corpus_pdfs()[0].read_bytes(), key, PdfSignOptions(level="B-T"), stamps)).pdf
+    root = load_certificates(pki / "root-ca.cert.pem")[0]
+    trust = TrustStore((root.dump(),), fetch_policy=FetchPolicy(allow_private=True))
+
+    async def extend() -> None:
+        context = trust.revocation_context()
+        try:
+            await async_extend_pdf(signed, "B-LT", stamps, context)
+        finally:
+            await context.aclose()
+
+    with pytest.raises(InvalidRequest, match="does not chain to a configured trust anchor"):
+        asyncio.run(extend())
+    assert counting.requests == []
