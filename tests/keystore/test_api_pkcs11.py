@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from kyso.api import create_app
 from kyso.config import KeyConfig, load_config
 from kyso.service import Kyso
 
-KYSO = "/tmp/kv/bin/kyso"
+KYSO = str(Path(sys.executable).with_name("kyso"))  # the console script beside this Python
 PIN_ENV = "KYSO_TEST_HSM_PIN"
 CANARY_PIN = (
     "canary-PIN-7f3a9"  # kyso-api's PIN (tests/keystore/conftest.py), also used as a wrong one
