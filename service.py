@@ -167,8 +167,7 @@ class Kyso:
     def check_may_add(
         self, actor: Actor, record_ids: Iterable[str | None], conn: Connection | None = None
     ) -> None:
-        """Refuse (``forbidden``) an API client that may not sign for one of ``record_ids``
-        (:mod:`kyso.audit.ownership`); in ``conn``'s transaction when given."""
+        """Refuse an API client that may not sign for a record (:mod:`kyso.audit.ownership`)."""
         if actor.role is None:
             return
         if conn is not None:
