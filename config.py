@@ -10,6 +10,7 @@ it when it needs it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -20,6 +21,8 @@ from kyso.errors import ConfigError
 
 DEV_KEY_ALIASES = ("hospital-seal", "lab-seal", "dr-revoked", "dr-an", "dr-binh", "dr-expired", "dr-future")
 LOG_KEY_ALIAS = "audit-log"
+# What a key alias may be (kyso.api.fields holds every limit on names).
+KEY_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,14 @@ class TrustConfig:
     revocation: str = "soft-fail"  # or "require"
     # How long a signer certificate's revocation status is trusted before it is checked again.
     revocation_cache_seconds: float = 300.0
-    fetch_timeout_seconds: float = 10.0  # CRL and OCSP downloads (B-LT, the refusal of revoked keys)
+    # Fetching CRLs and OCSP responses of chains that reached a root (kyso.trust.fetching).
+    fetch: bool = True
+    fetch_allow_hosts: tuple[str, ...] = ()  # empty: the hosts the certificates name
+    fetch_allow_private: bool = False  # loopback, private, link-local addresses
+    fetch_timeout_seconds: float = 5.0  # each fetch
+    fetch_budget_seconds: float = 15.0  # all fetches of one request
+    fetch_max_requests: int = 16  # fetches of one request
+    fetch_max_bytes: int = 8 * 1024 * 1024  # one answer
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,13 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    # Clients that may add signatures to each other's records (kyso.audit.ownership):
+    # groups = [["his-main", "archive"], ...]. Otherwise a record is its first signer's.
+    groups: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("var")
     database_url: str | None = None
@@ -125,6 +142,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
 
     @property
     def db_url(self) -> str:
@@ -193,8 +211,18 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         "limits": _build(LimitsConfig, raw.pop("limits", {}), "[limits]"),
         "metrics": _build(MetricsConfig, raw.pop("metrics", {}), "[metrics]"),
         "server": _build(ServerConfig, raw.pop("server", {}), "[server]"),
+        "records": _build(RecordsConfig, raw.pop("records", {}), "[records]"),
     }
+    groups = sections["records"].groups
+    if not all(isinstance(g, list | tuple) and all(isinstance(n, str) for n in g) for g in groups):
+        raise ConfigError("[records] groups must be a list of lists of client names")
     keys = tuple(_build(KeyConfig, k, f"[[keys]] #{i + 1}") for i, k in enumerate(raw.pop("keys", [])))
+    for number, key in enumerate(keys, 1):
+        if not isinstance(key.alias, str) or not KEY_ALIAS.fullmatch(key.alias):
+            raise ConfigError(
+                f"[[keys]] #{number}: alias {key.alias!r} must be 1 to 64 ASCII letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit"
+            )
     if "KYSO_DATA_DIR" in env:
         raw["data_dir"] = env["KYSO_DATA_DIR"]
     if "KYSO_DATABASE_URL" in env:

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from asn1crypto import x509
 from sqlalchemy import Connection
 
+from kyso.audit.ownership import RecordSharing, check_may_add
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.config import Config
 from kyso.db import Database, open_database, open_schema
@@ -39,6 +40,7 @@ from kyso.signer.timestamp.client import (
     http_source,
 )
 from kyso.signer.xml import SignedXml, XmlSignOptions, rsa_scheme_for, sign_xml
+from kyso.trust.fetching import FetchPolicy
 from kyso.trust.policy import check_signer
 from kyso.trust.revocation import RevocationChecker, parse_once, refuse_unless_usable
 from kyso.trust.store import TrustStore
@@ -57,7 +59,7 @@ class Actor:
     """Who asks: a client name (``None`` for an unknown caller) and where from."""
 
     name: str | None
-    role: str | None = None
+    role: str | None = None  # None: the local operator (the command line)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -129,12 +131,19 @@ class Kyso:
     @cached_property
     def trust(self) -> TrustStore:
         """The trust anchors, and revocation data: the dev PKI's own CRLs issued in-process
-        (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs."""
-        return TrustStore.from_patterns(
-            self.config.trust.roots,
-            in_process=self.dev_revocation,
-            fetch_timeout=self.config.trust.fetch_timeout_seconds,
+        (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs, fetched
+        under ``[trust] fetch_*`` (:mod:`kyso.trust.fetching`)."""
+        t = self.config.trust
+        policy = FetchPolicy(
+            enabled=t.fetch,
+            allow_hosts=tuple(t.fetch_allow_hosts),
+            allow_private=t.fetch_allow_private,
+            timeout_seconds=t.fetch_timeout_seconds,
+            budget_seconds=t.fetch_budget_seconds,
+            max_requests=t.fetch_max_requests,
+            max_bytes=t.fetch_max_bytes,
         )
+        return TrustStore.from_patterns(t.roots, in_process=self.dev_revocation, fetch_policy=policy)
 
     @cached_property
     def _revocation_checker(self) -> RevocationChecker:
@@ -157,15 +166,38 @@ class Kyso:
         detail = {"code": error.code, "status": error.status}
         return self.audit.append(EntryDraft(action=action, actor=actor.name, outcome=outcome, detail=detail, **fields))
 
+    @cached_property
+    def record_sharing(self) -> RecordSharing:
+        return RecordSharing.of(self.config.records.groups)
+
+    def check_may_add(
+        self, actor: Actor, record_ids: Iterable[str | None], conn: Connection | None = None
+    ) -> None:
+        """Refuse an API client that may not sign for a record (:mod:`kyso.audit.ownership`)."""
+        if actor.role is None:
+            return
+        if conn is not None:
+            check_may_add(conn, record_ids, actor.name, self.record_sharing)
+            return
+        with self.db.reader.connect() as own:
+            check_may_add(own, record_ids, actor.name, self.record_sharing)
+
     def _append_signature(
-        self, draft: EntryDraft, kind: str, level: str, result: Any, with_entry: WithEntry | None
+        self,
+        actor: Actor,
+        draft: EntryDraft,
+        kind: str,
+        level: str,
+        result: Any,
+        with_entry: WithEntry | None,
     ) -> AppendedEntry:
         """Append a signing entry with its record registry row (and the caller's rows)."""
 
         pdf = getattr(result, "pdf", None)  # a signed or extended PDF
-        deadline = extend_before(pdf) if kind == "pdf" and pdf is not None else None
+        deadline = extend_before(pdf, self.trust) if kind == "pdf" and pdf is not None else None
 
         def also(conn: Connection, appended: AppendedEntry) -> None:
+            self.check_may_add(actor, [draft.record_id], conn)
             register_signature(conn, appended, kind, level, deadline)
             if with_entry is not None:
                 with_entry(conn, appended, result)
@@ -183,6 +215,7 @@ class Kyso:
         record_id: str | None,
         with_entry: WithEntry | None = None,
     ) -> tuple[SignedPdf, AppendedEntry]:
+        self.check_may_add(actor, [record_id])
         key = self.signing_key(alias)
         with collect_failures() as tsa_failures, releasing_cycles():
             signed = asyncio.run(self._async_sign_pdf(data, key, options))
@@ -206,7 +239,7 @@ class Kyso:
             signature_sha256=signed.sha256,
             detail=detail,
         )
-        return signed, self._append_signature(draft, "pdf", options.level, signed, with_entry)
+        return signed, self._append_signature(actor, draft, "pdf", options.level, signed, with_entry)
 
     async def _async_sign_pdf(self, data: bytes, key: SigningKey, options: PdfSignOptions) -> SignedPdf:
         """Sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and then add the
@@ -243,6 +276,8 @@ class Kyso:
         audited as ``extend.pdf`` with a registry row, like a signature (its ``key`` is
         empty: no key alias of ours signed anything)."""
 
+        self.check_may_add(actor, [record_id])
+
         async def run() -> ExtendedPdf:
             context = self.trust.revocation_context()
             try:
@@ -268,7 +303,7 @@ class Kyso:
             signature_sha256=extended.sha256,
             detail=detail,
         )
-        return extended, self._append_signature(draft, "pdf", level, extended, with_entry)
+        return extended, self._append_signature(actor, draft, "pdf", level, extended, with_entry)
 
     def sign_json(
         self,
@@ -280,6 +315,7 @@ class Kyso:
         record_id: str | None,
         with_entry: WithEntry | None = None,
     ) -> tuple[SignedJson, AppendedEntry]:
+        self.check_may_add(actor, [record_id])
         key = self.signing_key(alias)
         signed = sign_json(payload, key, level, detached, self.timestamper)
 
@@ -292,7 +328,7 @@ class Kyso:
             signature_sha256=signed.signature_sha256,
             detail={"level": level, "detached": detached},
         )
-        return signed, self._append_signature(draft, "json", level, signed, with_entry)
+        return signed, self._append_signature(actor, draft, "json", level, signed, with_entry)
 
     def sign_xml(
         self,
@@ -306,6 +342,7 @@ class Kyso:
         """Sign an XML record (profile ``bhyt`` or ``xades``); RSA keys sign XAdES with the
         alias's scheme (:func:`~kyso.signer.xml.rsa_scheme_for`)."""
         key = self.signing_key(alias)
+        self.check_may_add(actor, [record_id])
         options = replace(options, rsa_scheme=rsa_scheme_for(self.config.key(alias)))
         with collect_failures() as tsa_failures:
             signed = sign_xml(data, key, options, self.timestamper)
@@ -321,7 +358,7 @@ class Kyso:
             signature_sha256=signed.sha256,
             detail=detail,
         )
-        return signed, self._append_signature(draft, "xml", options.level, signed, with_entry)
+        return signed, self._append_signature(actor, draft, "xml", options.level, signed, with_entry)
 
     def record_access(self, actor: str | None, action: str, **fields: Any) -> AppendedEntry:
         """The audit entry of a read that matters (an export, a record lookup)."""
@@ -330,15 +367,24 @@ class Kyso:
     # -- verification -------------------------------------------------------
 
     def verify_settings(self):
+        """What verifications trust, and how they get revocation data: the dev PKI's CRLs
+        issued in process, else fetched under the trust store's policy, with an allowance
+        of fetches of its own for each verification."""
         from kyso.signer.verify.pdf import VerifySettings
 
         with self._settings_lock:
             if self._verify_settings is None:
                 roots = self.trust.shared_roots()  # parsed completely: every request thread reads them
                 self._verify_settings = VerifySettings(
-                    trust_roots=roots, revocation=self.config.trust.revocation, pdf_bounds=self.pdf_bounds
+                    trust_roots=roots,
+                    revocation=self.config.trust.revocation,
+                    allow_fetching=self.trust.fetch_policy.enabled,
+                    fetch_policy=self.trust.fetch_policy,
+                    pdf_bounds=self.pdf_bounds,
                 )
-            return self._verify_settings
+            settings = self._verify_settings
+        crls = self.trust.in_process_crls()
+        return replace(settings, crls=tuple(crls)) if crls else settings
 
     def registered(self, candidates: list[str]) -> dict | None:
         for digest in candidates:

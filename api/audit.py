@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 
+from kyso.api import fields
 from kyso.api.auth import endpoint
 from kyso.errors import InvalidRequest, NotFound
 
@@ -103,6 +104,7 @@ def consistency_proof():
 @bp.get("/records/<path:record_id>")
 @endpoint("record.read", "his", "auditor", "admin")
 def record(record_id: str):
+    fields.record_id(record_id)
     g.audit["record_id"] = record_id
     _kyso().record_access(g.client.name, "record.read", record_id=record_id)
     return jsonify(
@@ -118,7 +120,7 @@ def records_due():
     from kyso.signer.archive_dates import parse_deadline
 
     raw = request.args.get("extend_before")
-    if raw is None:
+    if raw is None or len(raw) > 64:
         raise InvalidRequest("give extend_before=YYYY-MM-DD: the records to extend before that day")
     before = parse_deadline(raw)
     limit = _int_arg("limit", 1000, 1, 10_000)

@@ -11,10 +11,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from kyso.api import idempotency
+from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint
 from kyso.api.params import query_str
-from kyso.errors import InvalidRequest
 from kyso.service import Actor, sha256_hex
 from kyso.signer.ltv import EXTENSION_LEVELS
 
@@ -31,10 +30,8 @@ def _extended_pdf_response(appended: Any, extended: Any) -> Response:
 @bp.post("/extend/pdf")
 @endpoint("extend.pdf", "his")
 def extend_pdf() -> Response:
-    level = query_str("level", required=True)
-    if level not in EXTENSION_LEVELS:
-        raise InvalidRequest(f"level must be B-LT or B-LTA, not {level!r}")
-    record_id = query_str("record_id")
+    level = fields.choice(query_str("level", required=True), "level", EXTENSION_LEVELS)
+    record_id = fields.record_id(query_str("record_id"))
     g.audit.update(record_id=record_id)
     replay = idempotency.begin()
     if replay is not None:

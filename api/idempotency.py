@@ -19,8 +19,9 @@ from flask import Response, current_app, g, request
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from kyso.api import fields
 from kyso.db import idempotency
-from kyso.errors import IdempotencyConflict, InvalidRequest
+from kyso.errors import IdempotencyConflict
 
 _KEPT_HEADERS = ("Content-Type", "Kyso-Audit-Seq", "Kyso-Document-SHA256", "Kyso-Repaired")
 
@@ -64,8 +65,7 @@ def begin() -> Response | None:
     g.idempotent = None
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable characters")
+    fields.idempotency_key(key)
     call = IdempotentCall(g.client.name, key, request_fingerprint())
     kyso = current_app.extensions["kyso"]
     max_age = kyso.config.idempotency_hours * 3600

@@ -13,7 +13,7 @@ from typing import Any
 from asn1crypto import pem, x509
 from flask import Blueprint, Response, current_app, g
 
-from kyso.api import idempotency
+from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
@@ -23,8 +23,8 @@ from kyso.sessions.state import CompletedSession, DocumentRequest, SessionReques
 
 bp = Blueprint("sessions", __name__)
 
-_START_MEMBERS = {"certificate_chain", "level", "documents", "reason", "location", "rsa_scheme"}
-MAX_SESSION_ID = 64
+_START_MEMBERS = ("certificate_chain", "level", "documents", "reason", "location", "rsa_scheme")
+_LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")  # B-LT and B-LTA are refused with a reason later
 
 
 def _kyso():
@@ -50,9 +50,7 @@ def _started(appended: Any, session: StartedSession) -> Response:
 @endpoint("session.start", "his")
 def start() -> Response:
     body = json_body()
-    unknown = set(body) - _START_MEMBERS
-    if unknown:
-        raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
+    fields.only_members(body, _START_MEMBERS)
     request = parse_session_request(body)
     replay = idempotency.begin()
     if replay is not None:
@@ -63,26 +61,14 @@ def start() -> Response:
 
 def parse_session_request(body: dict[str, Any]) -> SessionRequest:
     """The session request in ``body``; every bad member is a 400 that names it."""
-    level = body.get("level", "B-T")
-    rsa_scheme = body.get("rsa_scheme", "pkcs1v15")
-    for name, value in (("level", level), ("rsa_scheme", rsa_scheme)):
-        if not isinstance(value, str):
-            raise InvalidRequest(f"'{name}' must be a string")
     return SessionRequest(
         chain=_parse_chain(body.get("certificate_chain")),
         documents=_parse_documents(body.get("documents")),
-        level=level,
-        reason=_optional_str(body, "reason"),
-        location=_optional_str(body, "location"),
-        rsa_scheme=rsa_scheme,
+        level=fields.choice(body.get("level", "B-T"), "level", _LEVELS),
+        reason=fields.text(body.get("reason"), "reason"),
+        location=fields.text(body.get("location"), "location"),
+        rsa_scheme=fields.choice(body.get("rsa_scheme", "pkcs1v15"), "rsa_scheme", ("pkcs1v15", "pss")),
     )
-
-
-def _optional_str(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, str) or len(value) > 1024):
-        raise InvalidRequest(f"'{name}' must be a string of at most 1024 characters")
-    return value
 
 
 def _parse_chain(value: Any) -> tuple[x509.Certificate, ...]:
@@ -118,12 +104,8 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     where = f"documents[{index}]"
     if not isinstance(doc, dict):
         raise InvalidRequest(f"{where} must be an object")
-    unknown = set(doc) - {"record_id", "pdf", "json", "xml", "profile"}
-    if unknown:
-        raise InvalidRequest(f"{where}: unknown member(s) {', '.join(sorted(unknown))}")
-    record_id = doc.get("record_id")
-    if record_id is not None and (not isinstance(record_id, str) or len(record_id) > 1024):
-        raise InvalidRequest(f"{where}.record_id must be a string of at most 1024 characters")
+    fields.only_members(doc, ("record_id", "pdf", "json", "xml", "profile"), f"{where}: ")
+    record_id = fields.record_id(doc.get("record_id"), f"{where}.record_id")
     kinds = [kind for kind in ("pdf", "json", "xml") if kind in doc]
     if len(kinds) != 1:
         raise InvalidRequest(
@@ -161,13 +143,11 @@ def _completed(appended: list[Any], completed: CompletedSession) -> Response:
 @bp.post("/signing-sessions/<session_id>/complete")
 @endpoint("session.complete", "his")
 def complete(session_id: str) -> Response:
-    if len(session_id) > MAX_SESSION_ID:
+    if not fields.is_session_id(session_id):
         raise NotFound("no such signing session")
     g.audit["key"] = f"session:{session_id}"
     body = json_body()
-    unknown = set(body) - {"signatures"}
-    if unknown:
-        raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
+    fields.only_members(body, ("signatures",))
     signatures = _parse_signatures(body.get("signatures"))
     replay = idempotency.begin()
     if replay is not None:

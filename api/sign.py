@@ -7,13 +7,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from kyso.api import idempotency
+from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint, require_key_grant
 from kyso.api.params import parse_bool, parse_box, parse_int, query_str
 from kyso.errors import InvalidJson, InvalidRequest
 from kyso.formats import parse_json_strict
 from kyso.service import Actor, sha256_hex
-from kyso.signer.pades import PdfSignOptions
+from kyso.signer.jades import JSON_LEVELS
+from kyso.signer.pades import LEVELS, PdfSignOptions
 
 bp = Blueprint("sign", __name__)
 
@@ -34,21 +35,25 @@ def _signed_pdf_response(appended: Any, signed: Any) -> Response:
 @bp.post("/sign/pdf")
 @endpoint("sign.pdf", "his")
 def sign_pdf() -> Response:
-    alias = query_str("key", required=True)
-    record_id = query_str("record_id")
+    alias = fields.key_alias(query_str("key", required=True))
+    record_id = fields.record_id(query_str("record_id"))
     g.audit.update(key=alias, record_id=record_id)
+    level = fields.choice(query_str("level") or "B-T", "level", LEVELS)
+    reason = fields.text(query_str("reason"), "reason")
+    location = fields.text(query_str("location"), "location")
+    field = fields.field_name(query_str("field"))
     require_key_grant(alias)
     replay = idempotency.begin()
     if replay is not None:
         return replay
     data = request.get_data()
     g.audit["document_sha256"] = sha256_hex(data)
-    g.signature_labels = ("pdf", alias, request.args.get("level") or "B-T")
+    g.signature_labels = ("pdf", alias, level)
     options = PdfSignOptions(
-        level=query_str("level") or "B-T",
-        reason=query_str("reason"),
-        location=query_str("location"),
-        field=query_str("field"),
+        level=level,
+        reason=reason,
+        location=location,
+        field=field,
         certify=parse_bool("certify"),
         visible=parse_bool("visible"),
         page=parse_int("page", 1),
@@ -86,27 +91,23 @@ def _signed_json_response(appended: Any, signed: Any) -> Response:
 @endpoint("sign.json", "his")
 def sign_json() -> Response:
     body = json_body()
-    unknown = set(body) - {"key", "payload", "level", "record_id", "detached"}
-    if unknown:
-        raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
-    alias = body.get("key")
-    if not isinstance(alias, str) or not alias:
+    fields.only_members(body, ("key", "payload", "level", "record_id", "detached"))
+    if body.get("key") is None:
         raise InvalidRequest("'key' (a key alias) is required")
-    record_id = body.get("record_id")
-    if record_id is not None and not isinstance(record_id, str):
-        raise InvalidRequest("'record_id' must be a string")
+    alias = fields.key_alias(body["key"])
+    record_id = fields.record_id(body.get("record_id"))
     g.audit.update(key=alias, record_id=record_id)
+    level = fields.choice(body.get("level", "B-T"), "level", JSON_LEVELS)
     require_key_grant(alias)
     if "payload" not in body:
         raise InvalidRequest("'payload' (the JSON record to sign) is required")
-    level = body.get("level", "B-T")
     detached = body.get("detached", False)
     if not isinstance(detached, bool):
         raise InvalidRequest("'detached' must be true or false")
     replay = idempotency.begin()
     if replay is not None:
         return replay
-    g.signature_labels = ("json", alias, str(level))
+    g.signature_labels = ("json", alias, level)
     actor = Actor(g.client.name, g.client.role)
     return idempotency.run(
         lambda also: _kyso().sign_json(actor, alias, body["payload"], level, detached, record_id, with_entry=also),

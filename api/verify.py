@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from kyso.api import fields
 from kyso.api.auth import endpoint
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest
@@ -27,9 +28,7 @@ def verify_json():
     body = json_body()
     if "signature" not in body:
         raise InvalidRequest("'signature' (the JWS, flattened JSON serialization) is required")
-    unknown = set(body) - {"signature", "payload"}
-    if unknown:
-        raise InvalidRequest(f"unknown member(s) {', '.join(sorted(unknown))}")
+    fields.only_members(body, ("signature", "payload"))
     report = current_app.extensions["kyso"].verify_json(
         Actor(g.client.name, g.client.role), body["signature"], body.get("payload"), "payload" in body
     )

@@ -82,6 +82,7 @@ def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
             raise ConfigError(
                 f"key alias {kc.alias!r}: {', '.join(missing)} required for a pkcs11 key"
             )
+        assert kc.module and kc.token_label and kc.key_label  # checked just above
         if not (kc.pin_env or kc.pin_file):
             raise ConfigError(f"key alias {kc.alias!r}: pin_env or pin_file is required")
 

@@ -88,6 +88,7 @@ def start_session(
         raise InvalidRequest("B-T needs a timestamp authority; none is configured")
     if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
         raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
+    kyso.check_may_add(actor, [d.record_id for d in request.documents])
     leaf, issuers = request.chain[0], request.chain[1:]
     check_signer_certificate(kyso, leaf, issuers)
     algorithm = algorithm_for(leaf, request.rsa_scheme)
@@ -226,7 +227,7 @@ def complete_session(
         finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
     completed = CompletedSession(session_id, finished)
     deadlines = [
-        extend_before(doc.output.pdf) if isinstance(doc.output, twostep.SignedPdf) else None
+        extend_before(doc.output.pdf, kyso.trust) if isinstance(doc.output, twostep.SignedPdf) else None
         for doc in finished
     ]
     drafts = [_sign_draft(actor, session_id, leaf, level, doc) for doc in finished]
@@ -240,6 +241,7 @@ def complete_session(
     )
 
     def record(conn: Connection, appended: list[AppendedEntry]) -> None:
+        kyso.check_may_add(actor, [doc.record_id for doc in finished], conn)
         claim(conn, session_id)
         for entry, doc, deadline in zip(appended, finished, deadlines, strict=False):
             register_signature(conn, entry, doc.kind, level, deadline)
