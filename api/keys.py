@@ -40,6 +40,6 @@ def list_keys():
     for alias in aliases:
         try:
             keys.append(describe_key(kyso.keystore.get(alias).info))
-        except KysoError as exc:  # a token that is out: list the alias, say why
-            keys.append({"alias": alias, "kind": "pkcs11", "health": exc.code})
+        except KysoError as exc:  # a token or a remote service that is out: say why
+            keys.append({"alias": alias, "kind": kyso.keystore.get(alias).kind, "health": exc.code})
     return jsonify({"keys": keys})

@@ -1,0 +1,181 @@
+"""Keys of kind ``csc``: a credential of a Cloud Signature Consortium API service
+(certomancer-csc-dummy on loopback) used as a key alias."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from csc_server import OAUTH_CLIENT, CscService, start_csc_service
+
+from kyso.config import Config, KeyConfig
+from kyso.errors import ConfigError, InvalidSignature, RemoteSignerUnavailable
+from kyso.keystore import load_keystore
+from kyso.keystore.csc import CscKey, verifies
+from kyso.signer.jades import sign_json
+
+TOKEN = "csc-bearer-TEST-ONLY-7f3a"
+
+
+def csc_config(kc: KeyConfig) -> Config:
+    return Config(keys=(kc,), dev_pki=False)
+
+
+@pytest.fixture(scope="module")
+def csc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CscService]:
+    service = start_csc_service(tmp_path_factory.mktemp("csc"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def fresh(csc: CscService) -> Iterator[CscService]:
+    csc.reset()
+    csc.token = None
+    yield csc
+    csc.reset()
+    csc.token = None
+
+
+def key_for(csc: CscService, label: str = "seal", **settings: object) -> CscKey:
+    kc = KeyConfig(alias="remote-seal", kind="csc", url=csc.url, credential_id=csc.credential(label), **settings)  # type: ignore[arg-type]
+    key = load_keystore(csc_config(kc), env={"KYSO_CSC_TOKEN": TOKEN}).get("remote-seal")
+    assert isinstance(key, CscKey)
+    return key
+
+
+@pytest.mark.parametrize(
+    ("label", "scheme"), [("seal", "pkcs1v15"), ("seal", "pss"), ("seal-ec", "ecdsa")]
+)
+def test_the_credential_signs_and_the_signature_verifies_with_its_certificate(fresh, label, scheme):
+    key = key_for(fresh, label)
+    assert key.info.kind == "csc"
+    assert "TEST ONLY" in key.info.subject
+    assert len(key.info.chain) == 2  # intermediate and root, as credentials/info sends them
+    data = b"ho so benh an 42"
+    signature = key.sign(data, scheme)
+    assert verifies(key.info.certificate, hashlib.sha256(data).digest(), signature, scheme)
+    if scheme == "ecdsa":
+        assert signature[0] == 0x30  # DER, as CMS wants it
+    assert fresh.methods() == ["credentials/info", "credentials/authorize", "signatures/signHash"]
+
+
+def test_several_hashes_are_signed_under_one_authorisation_that_pins_them(fresh):
+    key = key_for(fresh)
+    digests = [hashlib.sha256(bytes([i])).digest() for i in range(5)]
+    signatures = key.sign_digests(digests, "pkcs1v15", description="5 ho so")
+    assert all(verifies(key.info.certificate, d, s, "pkcs1v15") for d, s in zip(digests, signatures, strict=True))
+    assert fresh.methods().count("credentials/authorize") == 1
+    assert fresh.methods().count("signatures/signHash") == 1
+    authorize = next(body for method, body, _ in fresh.calls if method == "credentials/authorize")
+    assert authorize["numSignatures"] == 5
+    assert authorize["hash"] == [base64.b64encode(d).decode() for d in digests]  # SCAL 2
+    assert authorize["description"] == "5 ho so"
+
+
+def test_a_pss_signature_asks_for_rsassa_pss_with_its_parameters(fresh):
+    key = key_for(fresh)
+    key.sign(b"pss", "pss")
+    sign_hash = next(body for method, body, _ in fresh.calls if method == "signatures/signHash")
+    assert sign_hash["signAlgo"] == "1.2.840.113549.1.1.10"
+    assert sign_hash["hashAlgo"] == "2.16.840.1.101.3.4.2.1"
+    assert sign_hash["signAlgoParams"]
+
+
+def test_the_bearer_token_is_sent_and_never_shown(fresh):
+    fresh.token = TOKEN
+    key = key_for(fresh, token_env="KYSO_CSC_TOKEN")
+    key.sign(b"x", "pkcs1v15")
+    assert {auth for _, _, auth in fresh.calls} == {f"Bearer {TOKEN}"}
+    fresh.token = "another-token"
+    key.forget()
+    with pytest.raises(RemoteSignerUnavailable) as refused:
+        key.sign(b"x", "pkcs1v15")
+    assert "HTTP 401" in refused.value.detail and "invalid_token" in refused.value.detail
+    assert TOKEN not in refused.value.detail
+
+
+def test_a_token_file_is_read_at_each_call(fresh, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\n")
+    fresh.token = "first-token"
+    key = key_for(fresh, token_file=str(token_file))
+    key.sign(b"x", "pkcs1v15")
+    token_file.write_text("rotated-token\n")
+    fresh.token = "rotated-token"
+    key.sign(b"y", "pkcs1v15")
+    assert fresh.calls[-1][2] == "Bearer rotated-token"
+
+
+def test_oauth2_client_credentials_get_a_token_once(fresh, tmp_path):
+    fresh.token = "not-yet-issued"
+    secret = tmp_path / "secret"
+    secret.write_text(OAUTH_CLIENT[1])
+    key = key_for(fresh, client_id=OAUTH_CLIENT[0], client_secret_file=str(secret))
+    key.sign(b"a", "pkcs1v15")
+    key.sign(b"b", "pkcs1v15")
+    assert fresh.methods().count("oauth2/token") == 1
+    assert fresh.calls[-1][2] == "Bearer oauth-access-token-TEST-ONLY"
+
+
+def test_a_missing_token_variable_is_a_configuration_error_at_start():
+    kc = KeyConfig(alias="remote-seal", kind="csc", url="http://127.0.0.1:9/csc/v1", credential_id="c", token_env="KYSO_NOT_SET")
+    with pytest.raises(ConfigError, match="KYSO_NOT_SET"):
+        load_keystore(csc_config(kc), env={})
+
+
+def test_an_unreachable_service_is_remote_signer_unavailable_within_the_timeout():
+    kc = KeyConfig(alias="remote-seal", kind="csc", url="http://127.0.0.1:9/csc/v1", credential_id="c")
+    key = load_keystore(csc_config(kc), env={}).get("remote-seal")  # loads without asking
+    with pytest.raises(RemoteSignerUnavailable, match="remote-seal.*credentials/info.*cannot connect"):
+        key.info  # noqa: B018
+    with pytest.raises(RemoteSignerUnavailable):
+        key.check()
+
+
+def test_a_slow_service_is_given_up_after_the_read_timeout(fresh):
+    key = key_for(fresh, timeout_seconds=0.5)
+    key.info  # noqa: B018
+    fresh.delay = 3
+    began = time.monotonic()
+    with pytest.raises(RemoteSignerUnavailable, match="no answer within 0.5 s"):
+        key.sign(b"x", "pkcs1v15")
+    assert time.monotonic() - began < 2
+
+
+def test_a_service_that_fails_is_unavailable_and_nothing_is_returned(fresh):
+    key = key_for(fresh)
+    key.info  # noqa: B018
+    fresh.down = True
+    with pytest.raises(RemoteSignerUnavailable, match="HTTP 503"):
+        key.sign(b"x", "pkcs1v15")
+
+
+def test_a_signature_that_does_not_verify_is_refused(fresh):
+    key = key_for(fresh)
+    fresh.corrupt = True
+    with pytest.raises(InvalidSignature, match="does not verify"):
+        key.sign(b"x", "pkcs1v15")
+
+
+def test_a_csc_key_signs_json_with_its_certificate_in_x5c(fresh):
+    key = key_for(fresh, "seal-ec")
+    signed = sign_json({"a": 1}, key, "B-B")
+    header = base64.urlsafe_b64decode(signed.jws["protected"] + "==")
+    assert b'"alg":"ES256"' in header
+    assert base64.b64encode(key.info.certificate.dump()).decode().encode() in header
+
+
+def test_readyz_style_check_asks_the_service_again(fresh):
+    key = key_for(fresh)
+    key.info  # noqa: B018
+    key.check()
+    assert fresh.methods() == ["credentials/info", "credentials/info"]
+
+
+def test_the_service_root_is_a_file_for_other_tests(csc):
+    assert Path(csc.root_pem).read_text().startswith("-----BEGIN CERTIFICATE-----")
