@@ -95,7 +95,11 @@ def certomancer_config(directory: Path) -> CertomancerConfig:
             "subject": label,
             "issuer": "interm",
             "validity": {"valid-from": start, "valid-to": end},
-            "extensions": [_usage("digital_signature", "non_repudiation")],
+            "extensions": [
+                _usage("digital_signature", "non_repudiation"),
+                # NSS (pdfsig) checks the signer for S/MIME signing: emailProtection.
+                {"id": "extended_key_usage", "value": ["email_protection", "1.3.6.1.5.5.7.3.36"]},
+            ],
         }
     entities = {"root": {"common-name": "Kyso CSC Test Root (TEST ONLY)"},
                 "interm": {"common-name": "Kyso CSC Test Issuing CA (TEST ONLY)"}}
@@ -124,7 +128,6 @@ class CscService:
     arch: Any
     port: int = 0
     token: str | None = None  # the bearer token every call must carry (None: any)
-    oauth: bool = False  # tokens come from /oauth2/token with OAUTH_CLIENT
     down: bool = False
     corrupt: bool = False
     delay: float = 0.0
@@ -161,6 +164,7 @@ class CscService:
         self.calls.clear()
         self.down = self.corrupt = False
         self.delay = 0.0
+        self.token = None
 
     # -- the server ------------------------------------------------------------
 

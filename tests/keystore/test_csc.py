@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from csc_server import OAUTH_CLIENT, CscService, start_csc_service
+from csc_server import OAUTH_CLIENT, CscService
 
 from kyso.config import Config, KeyConfig
 from kyso.errors import ConfigError, InvalidSignature, RemoteSignerUnavailable
@@ -25,20 +25,11 @@ def csc_config(kc: KeyConfig) -> Config:
     return Config(keys=(kc,), dev_pki=False)
 
 
-@pytest.fixture(scope="module")
-def csc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CscService]:
-    service = start_csc_service(tmp_path_factory.mktemp("csc"))
-    yield service
-    service.stop()
-
-
 @pytest.fixture
-def fresh(csc: CscService) -> Iterator[CscService]:
-    csc.reset()
-    csc.token = None
-    yield csc
-    csc.reset()
-    csc.token = None
+def fresh(csc_service: CscService) -> Iterator[CscService]:
+    csc_service.reset()
+    yield csc_service
+    csc_service.reset()
 
 
 def key_for(csc: CscService, label: str = "seal", **settings: object) -> CscKey:
@@ -177,5 +168,5 @@ def test_readyz_style_check_asks_the_service_again(fresh):
     assert fresh.methods() == ["credentials/info", "credentials/info"]
 
 
-def test_the_service_root_is_a_file_for_other_tests(csc):
-    assert Path(csc.root_pem).read_text().startswith("-----BEGIN CERTIFICATE-----")
+def test_the_service_root_is_a_file_for_other_tests(csc_service):
+    assert Path(csc_service.root_pem).read_text().startswith("-----BEGIN CERTIFICATE-----")
