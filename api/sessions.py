@@ -1,4 +1,5 @@
-"""POST /api/v1/signing-sessions and /signing-sessions/<id>/complete (SPEC section 6).
+"""POST /api/v1/signing-sessions, /signing-sessions/<id>/complete and
+GET /signing-sessions/<id> (SPEC sections 6 and 10).
 
 This module only reads requests and writes answers; :mod:`kyso.sessions.service` does the work.
 """
@@ -18,12 +19,28 @@ from kyso.api.auth import endpoint
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Actor
+from kyso.sessions.remote.service import session_status, start_remote_session
 from kyso.sessions.service import complete_session, start_session
-from kyso.sessions.state import CompletedSession, DocumentRequest, SessionRequest, StartedSession
+from kyso.sessions.state import (
+    CompletedSession,
+    DocumentRequest,
+    RemoteSignerRequest,
+    SessionRequest,
+    StartedSession,
+)
 
 bp = Blueprint("sessions", __name__)
 
-_START_MEMBERS = {"certificate_chain", "level", "documents", "reason", "location", "rsa_scheme"}
+_START_MEMBERS = {
+    "certificate_chain",
+    "signer",
+    "description",
+    "level",
+    "documents",
+    "reason",
+    "location",
+    "rsa_scheme",
+}
 MAX_SESSION_ID = 64
 
 
@@ -58,6 +75,10 @@ def start() -> Response:
     if replay is not None:
         return replay
     actor = Actor(g.client.name, g.client.role)
+    if request.signer is not None:  # the clinician signs on the phone: kyso completes it
+        return idempotency.run(
+            lambda also: start_remote_session(_kyso(), actor, request, also), _started
+        )
     return idempotency.run(lambda also: start_session(_kyso(), actor, request, also), _started)
 
 
@@ -68,14 +89,35 @@ def parse_session_request(body: dict[str, Any]) -> SessionRequest:
     for name, value in (("level", level), ("rsa_scheme", rsa_scheme)):
         if not isinstance(value, str):
             raise InvalidRequest(f"'{name}' must be a string")
+    if ("signer" in body) == ("certificate_chain" in body):
+        raise InvalidRequest(
+            "send exactly one of 'certificate_chain' (the clinician's token signs) and "
+            "'signer' ({provider, user_id}: the clinician signs through a remote provider)"
+        )
+    signer = _parse_signer(body["signer"]) if "signer" in body else None
     return SessionRequest(
-        chain=_parse_chain(body.get("certificate_chain")),
+        chain=_parse_chain(body["certificate_chain"]) if signer is None else (),
         documents=_parse_documents(body.get("documents")),
         level=level,
         reason=_optional_str(body, "reason"),
         location=_optional_str(body, "location"),
         rsa_scheme=rsa_scheme,
+        signer=signer,
+        description=_optional_str(body, "description"),
     )
+
+
+def _parse_signer(value: Any) -> RemoteSignerRequest:
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"provider", "user_id"}
+        or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in value.values())
+    ):
+        raise InvalidRequest(
+            "'signer' must be {\"provider\": NAME, \"user_id\": ID}: a configured remote signing "
+            "provider and the clinician's id there"
+        )
+    return RemoteSignerRequest(value["provider"], value["user_id"])
 
 
 def _optional_str(body: dict[str, Any], name: str) -> str | None:
@@ -118,23 +160,40 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     where = f"documents[{index}]"
     if not isinstance(doc, dict):
         raise InvalidRequest(f"{where} must be an object")
-    unknown = set(doc) - {"record_id", "pdf", "json"}
+    unknown = set(doc) - {"record_id", "pdf", "json", "name"}
     if unknown:
         raise InvalidRequest(f"{where}: unknown member(s) {', '.join(sorted(unknown))}")
     record_id = doc.get("record_id")
     if record_id is not None and (not isinstance(record_id, str) or len(record_id) > 1024):
         raise InvalidRequest(f"{where}.record_id must be a string of at most 1024 characters")
+    name = doc.get("name")
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        raise InvalidRequest(f"{where}.name must be a string of 1 to 200 characters")
     if ("pdf" in doc) == ("json" in doc):
         raise InvalidRequest(f"{where} needs exactly one of 'pdf' (base64) and 'json' (the record)")
     if "json" in doc:
-        return DocumentRequest(record_id, "json", payload=doc["json"])
+        return DocumentRequest(record_id, "json", payload=doc["json"], name=name)
     if not isinstance(doc["pdf"], str):
         raise InvalidRequest(f"{where}.pdf must be the PDF in base64")
     try:
         data = base64.b64decode(doc["pdf"], validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"{where}.pdf is not valid base64") from None
-    return DocumentRequest(record_id, "pdf", pdf=data)
+    return DocumentRequest(record_id, "pdf", pdf=data, name=name)
+
+
+# -- status ------------------------------------------------------------------
+
+
+@bp.get("/signing-sessions/<session_id>")
+@endpoint(None, "his")
+def status(session_id: str) -> Response:
+    """Where a session stands; a remote one's signed documents once it is completed."""
+    if len(session_id) > MAX_SESSION_ID:
+        raise NotFound("no such signing session")
+    actor = Actor(g.client.name, g.client.role)
+    answer = session_status(_kyso(), actor, session_id).answer()
+    return Response(json.dumps(answer, ensure_ascii=False), status=200, mimetype="application/json")
 
 
 # -- complete ----------------------------------------------------------------

@@ -67,19 +67,11 @@ def start_session(
     kyso: Kyso, actor: Actor, request: SessionRequest, with_entry: WithEntries | None = None
 ) -> tuple[StartedSession, AppendedEntry]:
     """Check the chain, prepare every document, store the session and its audit entry."""
-    if request.level not in SESSION_LEVELS:
-        raise InvalidRequest(
-            f"level must be B-B or B-T for a signing session, not {request.level!r}; B-LT and B-LTA "
-            "are not offered for two-step signing yet (extend the signed PDF afterwards)"
-        )
-    if request.level == "B-T" and kyso.timestamper is None:
-        raise InvalidRequest("B-T needs a timestamp authority; none is configured")
-    if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
-        raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
+    check_session_request(kyso, request)
     leaf, issuers = request.chain[0], request.chain[1:]
     check_signer_certificate(kyso, leaf, issuers)
     algorithm = algorithm_for(leaf, request.rsa_scheme)
-    documents = asyncio.run(_prepare_all(request, algorithm))
+    documents = asyncio.run(prepare_all(request, algorithm))
     session = StartedSession(
         secrets.token_urlsafe(24), time.time() + kyso.config.session_minutes * 60, documents
     )
@@ -112,6 +104,19 @@ def start_session(
     return session, kyso.audit.append(draft, store)
 
 
+def check_session_request(kyso: Kyso, request: SessionRequest) -> None:
+    """Refuse a level or a number of documents a session does not offer."""
+    if request.level not in SESSION_LEVELS:
+        raise InvalidRequest(
+            f"level must be B-B or B-T for a signing session, not {request.level!r}; B-LT and B-LTA "
+            "are not offered for two-step signing yet (extend the signed PDF afterwards)"
+        )
+    if request.level == "B-T" and kyso.timestamper is None:
+        raise InvalidRequest("B-T needs a timestamp authority; none is configured")
+    if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
+        raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
+
+
 def check_signer_certificate(
     kyso: Kyso, leaf: x509.Certificate, issuers: Sequence[x509.Certificate]
 ) -> None:
@@ -123,9 +128,11 @@ def check_signer_certificate(
     kyso.check_not_revoked(leaf, issuers)  # CertificateRevoked (RevocationUnavailable: "require")
 
 
-async def _prepare_all(
+async def prepare_all(
     request: SessionRequest, algorithm: Algorithm
 ) -> tuple[PreparedDocument, ...]:
+    """Prepare every document for the signer of ``request.chain``; a document that cannot be
+    prepared is refused with its index."""
     leaf, issuers = request.chain[0], request.chain[1:]
     prepared = []
     for index, doc in enumerate(request.documents):
@@ -175,6 +182,26 @@ def complete_session(
     """Check every signature, finish every document, and record them all at once."""
     row = open_session(kyso.db, actor.name, session_id)
     state = json.loads(bytes(row.state))
+    if "remote" in state:
+        raise InvalidRequest(
+            "this session is signed through a remote signing provider and kyso completes it "
+            f"itself; read its status with GET /api/v1/signing-sessions/{session_id}"
+        )
+    return finish_session(kyso, actor, session_id, state, signatures, with_entries)
+
+
+def finish_session(
+    kyso: Kyso,
+    actor: Actor,
+    session_id: str,
+    state: dict[str, Any],
+    signatures: Sequence[bytes],
+    with_entries: WithEntries | None = None,
+    detail: dict[str, Any] | None = None,
+) -> tuple[CompletedSession, list[AppendedEntry]]:
+    """Check every signature against the session's certificate, finish every document and
+    append its entries with the ``session.complete`` one (``detail`` added to it), claiming
+    the session in the same transaction: nothing is written unless everything succeeded."""
     docs = state["documents"]
     if len(signatures) != len(docs):
         raise InvalidRequest(
@@ -200,7 +227,7 @@ def complete_session(
             action="session.complete",
             actor=actor.name,
             key=f"session:{session_id}",
-            detail={"session": session_id, "documents": len(finished)},
+            detail={"session": session_id, "documents": len(finished), **(detail or {})},
         )
     )
 
