@@ -131,7 +131,7 @@ class NeacProvider(RemoteProvider):
         entries = data.get("user_certificates") if isinstance(data, dict) else data
         if not isinstance(entries, list) or not entries:
             raise self._unavailable("get_certificate", "the provider holds no certificate for this user")
-        read = [_certificate_entry(e) for e in entries if isinstance(e, dict)]
+        read = [certificate_entry(e) for e in entries if isinstance(e, dict)]
         found = [f for f in read if f is not None]
         if not found:
             raise self._unavailable("get_certificate", "no readable certificate in the answer")
@@ -169,7 +169,7 @@ class NeacProvider(RemoteProvider):
     def status(self, transaction_id: str, reference: str | None) -> ProviderAnswer:
         tran = quote(reference or transaction_id, safe="")
         answer = self._post(f"v1/signatures/sign/{tran}/status", {"transaction_id": transaction_id})
-        return _status_answer(answer)
+        return status_answer(answer)
 
     # -- HTTP ----------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class NeacProvider(RemoteProvider):
         self._http.close()
 
 
-def _certificate_entry(entry: dict[str, Any]) -> SignerCertificate | None:
+def certificate_entry(entry: dict[str, Any]) -> SignerCertificate | None:
     try:
         cert = x509.Certificate.load(base64.b64decode(entry["cert_data"]))
         chain_data = entry.get("chain_data") or []
@@ -241,7 +241,7 @@ def _signatures(items: Any) -> tuple[tuple[str | None, bytes], ...]:
     return tuple(found)
 
 
-def _status_answer(answer: dict[str, Any]) -> ProviderAnswer:
+def status_answer(answer: dict[str, Any]) -> ProviderAnswer:
     """The state of a transaction from a status answer (see the module's notes)."""
     data = _data(answer)
     message = str(answer.get("message") or "")

@@ -85,6 +85,7 @@ def due(db: Database, now: float, limit: int = 20) -> list[str]:
     with db.reader.connect() as conn:
         rows = conn.execute(
             select(remote_transactions.c.session_id)
+            .join(signing_sessions, signing_sessions.c.id == remote_transactions.c.session_id)
             .where(_takeable(now))
             .order_by(remote_transactions.c.next_poll_at)
             .limit(limit)
