@@ -134,10 +134,11 @@ async def prepare_all(
     """Prepare every document for the signer of ``request.chain``; a document that cannot be
     prepared is refused with its index."""
     leaf, issuers = request.chain[0], request.chain[1:]
+    preparation = twostep.PdfPreparation(leaf, issuers, algorithm, request.level)
     prepared = []
     for index, doc in enumerate(request.documents):
         try:
-            prepared.append(await _prepare_one(doc, leaf, issuers, algorithm, request))
+            prepared.append(await _prepare_one(doc, preparation, algorithm, request))
         except KysoError as exc:
             raise type(exc)(f"documents[{index}]: {exc.detail}") from None
     return tuple(prepared)
@@ -145,14 +146,21 @@ async def prepare_all(
 
 async def _prepare_one(
     doc: DocumentRequest,
-    leaf: x509.Certificate,
-    issuers: Sequence[x509.Certificate],
+    preparation: twostep.PdfPreparation,
     algorithm: Algorithm,
     request: SessionRequest,
 ) -> PreparedDocument:
+    leaf, issuers = request.chain[0], request.chain[1:]
     if doc.kind == "pdf":
         pdf = await twostep.prepare_pdf(
-            doc.pdf, leaf, issuers, algorithm, request.level, request.reason, request.location
+            doc.pdf,
+            leaf,
+            issuers,
+            algorithm,
+            request.level,
+            request.reason,
+            request.location,
+            preparation,
         )
         return PreparedDocument(
             doc.record_id,

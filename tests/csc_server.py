@@ -137,6 +137,11 @@ class CscService:
     _thread: threading.Thread | None = None
 
     @property
+    def thread(self) -> threading.Thread | None:
+        """The thread that serves (and signs): a benchmark subtracts its CPU time."""
+        return self._thread
+
+    @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

@@ -64,6 +64,7 @@ class NeacGateway:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: Any = None
+    thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -184,10 +185,13 @@ class NeacGateway:
 
         return app
 
-    def start(self) -> NeacGateway:
-        self._server = make_server("127.0.0.1", 0, self.app(), threaded=True)
+    def start(self, threaded: bool = True) -> NeacGateway:
+        """Serve on a free loopback port; ``threaded=False`` answers in one thread
+        (``self.thread``), whose CPU time a benchmark can subtract."""
+        self._server = make_server("127.0.0.1", 0, self.app(), threaded=threaded)
         self.port = self._server.server_port
-        threading.Thread(target=self._server.serve_forever, name="neac-gateway", daemon=True).start()
+        self.thread = threading.Thread(target=self._server.serve_forever, name="neac-gateway", daemon=True)
+        self.thread.start()
         return self
 
     def stop(self) -> None:

@@ -40,8 +40,14 @@ def phone(gateway: NeacGateway) -> Iterator[NeacGateway]:
 
 
 def remote_config(
-    data: Path, gateway: NeacGateway, csc: CscService, root_pem: Path, **overrides: Any
+    data: Path,
+    gateway: NeacGateway,
+    csc: CscService,
+    root_pem: Path,
+    timeout: float = 2.0,
+    **overrides: Any,
 ) -> Config:
+    data.mkdir(parents=True, exist_ok=True)
     secret = data / "sp-secret"
     secret.write_text(SP_SECRET + "\n")
     token = data / "csc-token"
@@ -49,11 +55,11 @@ def remote_config(
     providers = (
         RemoteSigningConfig(
             name="smartca", kind="neac", url=gateway.url, sp_id=SP_ID, sp_secret_file=str(secret),
-            timeout_seconds=2.0, poll_seconds=0.2, poll_max_seconds=1.0,
+            timeout_seconds=timeout, poll_seconds=0.2, poll_max_seconds=1.0,
         ),
         RemoteSigningConfig(
             name="cloudca", kind="csc", url=csc.url, token_file=str(token), credential_from="user_id",
-            timeout_seconds=2.0, poll_seconds=0.2, poll_max_seconds=1.0,
+            timeout_seconds=timeout, poll_seconds=0.2, poll_max_seconds=1.0,
         ),
     )
     settings: dict[str, Any] = {
