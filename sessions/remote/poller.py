@@ -64,6 +64,7 @@ def start_remote_poller(kyso: Kyso) -> RemotePoller | None:
     providers = kyso.config.remote_signing
     if not providers:
         return None
+    kyso.remote_providers  # noqa: B018 - a provider's missing secret stops the start, not a tick
     tick = min(max(min(p.poll_seconds for p in providers) / 2, TICK_MIN), TICK_MAX)
     poller = RemotePoller(kyso, tick)
     poller.start()
