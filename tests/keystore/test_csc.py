@@ -170,3 +170,66 @@ def test_readyz_style_check_asks_the_service_again(fresh):
 
 def test_the_service_root_is_a_file_for_other_tests(csc_service):
     assert Path(csc_service.root_pem).read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_a_v2_service_gets_the_v2_names_of_the_same_fields(tmp_path):
+    """CSC API v2 renames ``hash`` to ``hashes`` and ``hashAlgo`` to ``hashAlgorithmOID``:
+    a url ending in /v2 speaks v2 (a small v2 service in this test; the dummy speaks v1)."""
+    import datetime as dt
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+    from cryptography.x509.oid import NameOID
+    from flask import Flask, jsonify, request
+    from werkzeug.serving import make_server
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # TEST ONLY
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CSC v2 seal (TEST ONLY)")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(7).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        .sign(key, hashes.SHA256())
+    )
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    bodies: dict[str, dict] = {}
+    app = Flask("csc-v2")
+
+    @app.post("/csc/v2/credentials/info")
+    def info():
+        bodies["info"] = request.get_json()
+        return jsonify({"key": {"status": "enabled", "algo": ["1.2.840.113549.1.1.1"], "len": 2048},
+                        "cert": {"status": "valid", "certificates": [der]}, "SCAL": "2", "multisign": 5})
+
+    @app.post("/csc/v2/credentials/authorize")
+    def authorize():
+        bodies["authorize"] = request.get_json()
+        return jsonify({"SAD": "sad-v2", "expiresIn": 300})
+
+    @app.post("/csc/v2/signatures/signHash")
+    def sign_hash():
+        body = bodies["signHash"] = request.get_json()
+        signatures = [
+            base64.b64encode(key.sign(base64.b64decode(h), padding.PKCS1v15(), Prehashed(hashes.SHA256()))).decode()
+            for h in body["hashes"]
+        ]
+        return jsonify({"signatures": signatures})
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        kc = KeyConfig(alias="v2-seal", kind="csc", url=f"http://127.0.0.1:{server.server_port}/csc/v2", credential_id="seal")
+        v2 = load_keystore(csc_config(kc), env={}).get("v2-seal")
+        digest = hashlib.sha256(b"v2").digest()
+        signature = v2.sign(b"v2", "pkcs1v15")
+        assert verifies(v2.info.certificate, digest, signature, "pkcs1v15")
+    finally:
+        server.shutdown()
+    assert bodies["authorize"]["hashes"] == [base64.b64encode(digest).decode()]
+    assert bodies["authorize"]["hashAlgorithmOID"] == "2.16.840.1.101.3.4.2.1"
+    assert bodies["signHash"]["signAlgo"] == "1.2.840.113549.1.1.1"  # the only one offered: with the hash OID
+    assert bodies["signHash"]["hashAlgorithmOID"] == "2.16.840.1.101.3.4.2.1"
+    assert "hash" not in bodies["signHash"] and "hashAlgo" not in bodies["signHash"]
