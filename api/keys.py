@@ -41,5 +41,7 @@ def list_keys():
         try:
             keys.append(describe_key(kyso.keystore.get(alias).info))
         except KysoError as exc:  # a token or a remote service that is out: say why
-            keys.append({"alias": alias, "kind": kyso.keystore.get(alias).kind, "health": exc.code})
+            configured = kyso.config.key(alias)
+            kind = configured.kind if configured is not None else "unknown"
+            keys.append({"alias": alias, "kind": kind, "health": exc.code})
     return jsonify({"keys": keys})

@@ -74,7 +74,6 @@ class SigningKey(ABC):
     """A private key that can sign, and what is public about it."""
 
     info: KeyInfo
-    kind: str = "software"  # as KeyInfo.kind, known without asking the key's holder
 
     @abstractmethod
     def sign(self, data: bytes, scheme: Scheme) -> bytes:

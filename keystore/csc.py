@@ -37,8 +37,6 @@ DEFAULT_JWS_ALG = {"rsa": "RS256", "ec": "ES256"}
 class CscKey(SigningKey):
     """A credential of a CSC service, used as a key alias."""
 
-    kind = "csc"
-
     def __init__(self, alias: str, client: CscClient, credential_id: str, jws_alg: str | None):
         """Nothing is asked of the service here: the first ``info``, ``check`` or ``sign`` does."""
         self.alias = alias

@@ -121,8 +121,6 @@ def _token_sign(key: Any, plan: SigningPlan, pin: PinSource, always_authenticate
 class Pkcs11Key(SigningKey):
     """A private key on a PKCS#11 token, selected by token label and key label."""
 
-    kind = "pkcs11"
-
     def __init__(
         self,
         alias: str,

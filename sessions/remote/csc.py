@@ -50,7 +50,12 @@ class CscProvider(RemoteProvider):
 
     def _find(self, user_id: str) -> CscCredential:
         if self.credential_from == "user_id":
-            return self.client.credential(user_id)
+            credential = self.client.credential(user_id)
+            if not credential.enabled:
+                raise RemoteSignerUnavailable(
+                    f"remote signing provider {self.name!r} says this credential is disabled"
+                )
+            return credential
         # A user may hold several credentials (and a test service lists its CAs too): the
         # first enabled one whose certificate is not a CA's is the clinician's.
         for credential_id in self.client.list_credentials(user_id):

@@ -148,5 +148,7 @@ def test_an_unreachable_service_is_503_remote_signer_unavailable_and_readyz_name
     assert ready.status_code == 503
     assert "key:remote-seal" in ready.json["failing"]
     assert ready.json["checks"]["key:remote-seal"] == "failing: remote_signer_unavailable"
+    keys = {k["alias"]: k for k in csc_kyso.client.get("/api/v1/keys", headers=csc_kyso.auth()).json["keys"]}
+    assert keys["remote-seal"] == {"alias": "remote-seal", "kind": "csc", "health": "remote_signer_unavailable"}
     csc.down = False
     assert csc_kyso.client.get("/readyz").json["checks"]["key:remote-seal"] == "ok"
