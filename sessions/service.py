@@ -13,6 +13,9 @@ nothing is written: an impostor signature, or a timestamp authority that fails, 
 session as it was, usable again until it expires. A completed session keeps no documents, and
 a session is deleted a day after it expired (completing it is then ``not_found``).
 
+:func:`finish_session` is that second half, shared with the sessions a remote signing
+provider signs (:mod:`kyso.sessions.remote`), which kyso completes itself.
+
 Audit entries of a session name it in ``key`` as ``session:<id>``; the signature entries
 name the signer instead, by the RFC 4514 subject of the clinician's certificate, so that a
 record's history shows who signed it. Their ``detail`` holds the session id and the
