@@ -41,9 +41,48 @@ class KeyConfig:
     key_label: str | None = None
     pin_env: str | None = None
     pin_file: str | None = None
-    # both
+    # csc (a key held by a Cloud Signature Consortium API service; pin_* for its PIN, if any)
+    url: str | None = None  # the API base, e.g. https://csc.example/csc/v1
+    credential_id: str | None = None
+    token_env: str | None = None  # a bearer token, or token_file,
+    token_file: str | None = None
+    client_id: str | None = None  # or OAuth2 client credentials
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    oauth_token_url: str | None = None  # default: <url>/oauth2/token
+    api_version: str | None = None  # "v1" or "v2"; default: the url's last segment
+    timeout_seconds: float = 10.0  # each HTTP call (connect: at most 5 s)
+    # all kinds
     jws_alg: str | None = None
     dev_passphrase: bool = False  # the published dev PKI passphrase, embedded default only
+
+
+@dataclass(frozen=True)
+class RemoteSigningConfig:
+    """A provider of clinicians' remote signatures (``[[remote_signing]]``): a signing session
+    may name its signer by ``provider`` and ``user_id`` instead of a certificate chain."""
+
+    name: str
+    kind: str  # "neac" or "csc"
+    url: str
+    # neac: the service provider's account at the CA (sent in every request body)
+    sp_id: str | None = None
+    sp_secret_env: str | None = None
+    sp_secret_file: str | None = None
+    # csc: as a csc key alias; credential_from = "list" (credentials/list with the user id)
+    # or "user_id" (the user id is the credential id)
+    token_env: str | None = None
+    token_file: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    oauth_token_url: str | None = None
+    api_version: str | None = None
+    credential_from: str = "list"
+    # both
+    timeout_seconds: float = 10.0  # each HTTP call (connect: at most 5 s)
+    poll_seconds: float = 2.0  # first wait before asking for a transaction's status
+    poll_max_seconds: float = 30.0  # the longest wait between two questions (back-off)
 
 
 @dataclass(frozen=True)
@@ -136,6 +175,7 @@ class Config:
     dev_pki_path: str | None = None  # a dev PKI directory other than the shipped one
     stamp_font: str | None = None  # TrueType font of visible stamps (Vietnamese glyphs needed)
     keys: tuple[KeyConfig, ...] = ()
+    remote_signing: tuple[RemoteSigningConfig, ...] = ()
     tsa: TsaConfig = field(default_factory=TsaConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -223,6 +263,10 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
                 f"[[keys]] #{number}: alias {key.alias!r} must be 1 to 64 ASCII letters, digits, "
                 "'.', '_' or '-', starting with a letter or digit"
             )
+    sections["remote_signing"] = tuple(
+        _build(RemoteSigningConfig, p, f"[[remote_signing]] #{i + 1}")
+        for i, p in enumerate(raw.pop("remote_signing", []))
+    )
     if "KYSO_DATA_DIR" in env:
         raw["data_dir"] = env["KYSO_DATA_DIR"]
     if "KYSO_DATABASE_URL" in env:

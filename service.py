@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -47,6 +48,7 @@ from kyso.trust.store import TrustStore
 
 if TYPE_CHECKING:
     from kyso.certs.responder import DevRevocation
+    from kyso.sessions.remote.providers import RemoteProviders
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,16 @@ class Kyso:
 
     def close(self) -> None:
         self.keystore.close()
-        self.db.dispose()
+        self.db.dispose()  # stops the background work first (checkpointer, remote poller)
+        if "remote_providers" in self.__dict__:
+            self.remote_providers.close()
+
+    @cached_property
+    def remote_providers(self) -> RemoteProviders:
+        """The ``[[remote_signing]]`` providers that sign clinicians' sessions remotely."""
+        from kyso.sessions.remote.providers import load_providers
+
+        return load_providers(self.config, os.environ)
 
     # -- keys ---------------------------------------------------------------
 

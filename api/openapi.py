@@ -116,11 +116,18 @@ def document() -> dict[str, Any]:
                             _q("record_id", "Record identifier (may contain /)"), _IDEMPOTENCY],
                 requestBody=_PDF_BODY)},
             "/api/v1/signing-sessions": {"post": {**_op(
-                "Start a two-step signing session (clinician's token)", "his", _json(), ("400", "409", "413", "422", "503"),
+                "Start a signing session: the clinician's token (certificate_chain) or a remote signing "
+                "provider (signer: the clinician confirms on the phone, kyso completes the session)",
+                "his", _json(), ("400", "409", "413", "422", "503"),
                 parameters=[_IDEMPOTENCY],
                 requestBody={"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["certificate_chain", "documents"],
+                    "type": "object", "required": ["documents"],
+                    "oneOf": [{"required": ["certificate_chain"]}, {"required": ["signer"]}],
                     "properties": {"certificate_chain": {"type": "array", "items": {"type": "string"}},
+                                   "signer": {"type": "object", "required": ["provider", "user_id"],
+                                              "properties": {"provider": {"type": "string"},
+                                                             "user_id": {"type": "string"}}},
+                                   "description": {"type": "string", "maxLength": 1024},
                                    "level": {"type": "string", "enum": ["B-B", "B-T"]},
                                    "rsa_scheme": {"type": "string", "enum": ["pkcs1v15", "pss"]},
                                    "reason": {"type": "string"}, "location": {"type": "string"},
@@ -130,6 +137,11 @@ def document() -> dict[str, Any]:
                 "responses": {"201": _json(description="Created: id, expires_at, documents[record_id, data_to_sign, digest, algorithm]"),
                               "400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "409": _PROBLEM, "413": _PROBLEM,
                               "422": _PROBLEM, "429": _PROBLEM, "503": _PROBLEM}}},
+            "/api/v1/signing-sessions/{session_id}": {"get": _op(
+                "A session's status (pending, completed, rejected, expired, failed); a remote session's "
+                "signed documents once completed", "his",
+                _json({"type": "object", "required": ["id", "status", "expires_at"]}), ("404",),
+                parameters=[{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}])},
             "/api/v1/signing-sessions/{session_id}/complete": {"post": _op(
                 "Complete a signing session with the token's signatures", "his", _json(), ("400", "404", "409", "413", "503"),
                 parameters=[{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}, _IDEMPOTENCY],

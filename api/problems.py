@@ -46,7 +46,7 @@ def _from_http(exc: HTTPException) -> KysoError:
 def audit_failure(error: KysoError) -> None:
     """Record a refused or failed API call, once, with what the view knew so far."""
     action = getattr(g, "action", None)
-    if action is None or getattr(g, "failure_recorded", False):
+    if action is None or getattr(g, "failure_recorded", False) or error.audited:
         return
     if error.code == "rate_limited":
         return  # a flood must not write the log (kyso.api.limits); /metrics counts them

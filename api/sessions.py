@@ -1,4 +1,5 @@
-"""POST /api/v1/signing-sessions and /signing-sessions/<id>/complete (SPEC section 6).
+"""POST /api/v1/signing-sessions, /signing-sessions/<id>/complete and
+GET /signing-sessions/<id> (SPEC sections 6 and 10).
 
 This module only reads requests and writes answers; :mod:`kyso.sessions.service` does the work.
 """
@@ -18,12 +19,28 @@ from kyso.api.auth import endpoint
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Actor
+from kyso.sessions.remote.service import session_status, start_remote_session
 from kyso.sessions.service import complete_session, start_session
-from kyso.sessions.state import CompletedSession, DocumentRequest, SessionRequest, StartedSession
+from kyso.sessions.state import (
+    CompletedSession,
+    DocumentRequest,
+    RemoteSignerRequest,
+    SessionRequest,
+    StartedSession,
+)
 
 bp = Blueprint("sessions", __name__)
 
-_START_MEMBERS = ("certificate_chain", "level", "documents", "reason", "location", "rsa_scheme")
+_START_MEMBERS = (
+    "certificate_chain",
+    "signer",
+    "description",
+    "level",
+    "documents",
+    "reason",
+    "location",
+    "rsa_scheme",
+)
 _LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")  # B-LT and B-LTA are refused with a reason later
 
 
@@ -56,19 +73,44 @@ def start() -> Response:
     if replay is not None:
         return replay
     actor = Actor(g.client.name, g.client.role)
+    if request.signer is not None:  # the clinician signs on the phone: kyso completes it
+        return idempotency.run(
+            lambda also: start_remote_session(_kyso(), actor, request, also), _started
+        )
     return idempotency.run(lambda also: start_session(_kyso(), actor, request, also), _started)
 
 
 def parse_session_request(body: dict[str, Any]) -> SessionRequest:
     """The session request in ``body``; every bad member is a 400 that names it."""
+    if ("signer" in body) == ("certificate_chain" in body):
+        raise InvalidRequest(
+            "send exactly one of 'certificate_chain' (the clinician's token signs) and "
+            "'signer' ({provider, user_id}: the clinician signs through a remote provider)"
+        )
+    signer = _parse_signer(body["signer"]) if "signer" in body else None
     return SessionRequest(
-        chain=_parse_chain(body.get("certificate_chain")),
+        chain=_parse_chain(body["certificate_chain"]) if signer is None else (),
         documents=_parse_documents(body.get("documents")),
         level=fields.choice(body.get("level", "B-T"), "level", _LEVELS),
         reason=fields.text(body.get("reason"), "reason"),
         location=fields.text(body.get("location"), "location"),
         rsa_scheme=fields.choice(body.get("rsa_scheme", "pkcs1v15"), "rsa_scheme", ("pkcs1v15", "pss")),
+        signer=signer,
+        description=fields.text(body.get("description"), "description"),
     )
+
+
+def _parse_signer(value: Any) -> RemoteSignerRequest:
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"provider", "user_id"}
+        or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in value.values())
+    ):
+        raise InvalidRequest(
+            "'signer' must be {\"provider\": NAME, \"user_id\": ID}: a configured remote signing "
+            "provider and the clinician's id there"
+        )
+    return RemoteSignerRequest(value["provider"], value["user_id"])
 
 
 def _parse_chain(value: Any) -> tuple[x509.Certificate, ...]:
@@ -104,8 +146,11 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     where = f"documents[{index}]"
     if not isinstance(doc, dict):
         raise InvalidRequest(f"{where} must be an object")
-    fields.only_members(doc, ("record_id", "pdf", "json", "xml", "profile"), f"{where}: ")
+    fields.only_members(doc, ("record_id", "pdf", "json", "xml", "profile", "name"), f"{where}: ")
     record_id = fields.record_id(doc.get("record_id"), f"{where}.record_id")
+    name = doc.get("name")
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        raise InvalidRequest(f"{where}.name must be a string of 1 to 200 characters")
     kinds = [kind for kind in ("pdf", "json", "xml") if kind in doc]
     if len(kinds) != 1:
         raise InvalidRequest(
@@ -114,7 +159,7 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     if "profile" in doc and kinds != ["xml"]:
         raise InvalidRequest(f"{where}.profile is for XML records only")
     if "json" in doc:
-        return DocumentRequest(record_id, "json", payload=doc["json"])
+        return DocumentRequest(record_id, "json", payload=doc["json"], name=name)
     kind = kinds[0]
     if not isinstance(doc[kind], str):
         raise InvalidRequest(f"{where}.{kind} must be the {kind.upper()} record in base64")
@@ -123,11 +168,25 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"{where}.{kind} is not valid base64") from None
     if kind == "pdf":
-        return DocumentRequest(record_id, "pdf", pdf=data)
+        return DocumentRequest(record_id, "pdf", pdf=data, name=name)
     profile = doc.get("profile")
     if profile not in (None, "bhyt", "xades"):
         raise InvalidRequest(f"{where}.profile must be 'bhyt' or 'xades'")
-    return DocumentRequest(record_id, "xml", xml=data, profile=profile)
+    return DocumentRequest(record_id, "xml", xml=data, profile=profile, name=name)
+
+
+# -- status ------------------------------------------------------------------
+
+
+@bp.get("/signing-sessions/<session_id>")
+@endpoint(None, "his")
+def status(session_id: str) -> Response:
+    """Where a session stands; a remote one's signed documents once it is completed."""
+    if not fields.is_session_id(session_id):
+        raise NotFound("no such signing session")
+    actor = Actor(g.client.name, g.client.role)
+    answer = session_status(_kyso(), actor, session_id).answer()
+    return Response(json.dumps(answer, ensure_ascii=False), status=200, mimetype="application/json")
 
 
 # -- complete ----------------------------------------------------------------

@@ -14,6 +14,9 @@ nothing is written: an impostor signature, or a timestamp authority that fails, 
 session as it was, usable again until it expires. A completed session keeps no documents, and
 a session is deleted a day after it expired (completing it is then ``not_found``).
 
+:func:`finish_session` is that second half, shared with the sessions a remote signing
+provider signs (:mod:`kyso.sessions.remote`), which kyso completes itself.
+
 Audit entries of a session name it in ``key`` as ``session:<id>``; the signature entries
 name the signer instead, by the RFC 4514 subject of the clinician's certificate, so that a
 record's history shows who signed it. Their ``detail`` holds the session id and the
@@ -79,21 +82,13 @@ def start_session(
     kyso: Kyso, actor: Actor, request: SessionRequest, with_entry: WithEntries | None = None
 ) -> tuple[StartedSession, AppendedEntry]:
     """Check the chain, prepare every document, store the session and its audit entry."""
-    if request.level not in SESSION_LEVELS:
-        raise InvalidRequest(
-            f"level must be B-B or B-T for a signing session, not {request.level!r}; B-LT and B-LTA "
-            "are not offered for two-step signing yet (extend the signed PDF afterwards)"
-        )
-    if request.level == "B-T" and kyso.timestamper is None:
-        raise InvalidRequest("B-T needs a timestamp authority; none is configured")
-    if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
-        raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
+    check_session_request(kyso, request)
     kyso.check_may_add(actor, [d.record_id for d in request.documents])
     leaf, issuers = request.chain[0], request.chain[1:]
     check_signer_certificate(kyso, leaf, issuers)
     algorithm = algorithm_for(leaf, request.rsa_scheme)
     with releasing_cycles():
-        documents = asyncio.run(_prepare_all(request, algorithm, kyso.pdf_bounds))
+        documents = asyncio.run(prepare_all(request, algorithm, kyso.pdf_bounds))
     session = StartedSession(
         secrets.token_urlsafe(24), time.time() + kyso.config.session_minutes * 60, documents
     )
@@ -126,6 +121,19 @@ def start_session(
     return session, kyso.audit.append(draft, store)
 
 
+def check_session_request(kyso: Kyso, request: SessionRequest) -> None:
+    """Refuse a level or a number of documents a session does not offer."""
+    if request.level not in SESSION_LEVELS:
+        raise InvalidRequest(
+            f"level must be B-B or B-T for a signing session, not {request.level!r}; B-LT and B-LTA "
+            "are not offered for two-step signing yet (extend the signed PDF afterwards)"
+        )
+    if request.level == "B-T" and kyso.timestamper is None:
+        raise InvalidRequest("B-T needs a timestamp authority; none is configured")
+    if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
+        raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
+
+
 def check_signer_certificate(
     kyso: Kyso, leaf: x509.Certificate, issuers: Sequence[x509.Certificate]
 ) -> None:
@@ -137,14 +145,17 @@ def check_signer_certificate(
     kyso.check_not_revoked(leaf, issuers)  # CertificateRevoked (RevocationUnavailable: "require")
 
 
-async def _prepare_all(
+async def prepare_all(
     request: SessionRequest, algorithm: Algorithm, bounds: PdfBounds
 ) -> tuple[PreparedDocument, ...]:
+    """Prepare every document for the signer of ``request.chain``; a document that cannot be
+    prepared is refused with its index."""
     leaf, issuers = request.chain[0], request.chain[1:]
+    preparation = twostep.PdfPreparation(leaf, issuers, algorithm, request.level)
     prepared = []
     for index, doc in enumerate(request.documents):
         try:
-            prepared.append(await _prepare_one(doc, leaf, issuers, algorithm, request, bounds))
+            prepared.append(await _prepare_one(doc, preparation, algorithm, request, bounds))
         except KysoError as exc:
             raise type(exc)(f"documents[{index}]: {exc.detail}") from None
     return tuple(prepared)
@@ -152,15 +163,23 @@ async def _prepare_all(
 
 async def _prepare_one(
     doc: DocumentRequest,
-    leaf: x509.Certificate,
-    issuers: Sequence[x509.Certificate],
+    preparation: twostep.PdfPreparation,
     algorithm: Algorithm,
     request: SessionRequest,
     bounds: PdfBounds,
 ) -> PreparedDocument:
+    leaf, issuers = request.chain[0], request.chain[1:]
     if doc.kind == "pdf":
         pdf = await twostep.prepare_pdf(
-            doc.pdf, leaf, issuers, algorithm, request.level, request.reason, request.location, bounds
+            doc.pdf,
+            leaf,
+            issuers,
+            algorithm,
+            request.level,
+            request.reason,
+            request.location,
+            bounds,
+            preparation,
         )
         return PreparedDocument(
             doc.record_id,
@@ -210,6 +229,26 @@ def complete_session(
     """Check every signature, finish every document, and record them all at once."""
     row = open_session(kyso.db, actor.name, session_id)
     state = json.loads(bytes(row.state))
+    if "remote" in state:
+        raise InvalidRequest(
+            "this session is signed through a remote signing provider and kyso completes it "
+            f"itself; read its status with GET /api/v1/signing-sessions/{session_id}"
+        )
+    return finish_session(kyso, actor, session_id, state, signatures, with_entries)
+
+
+def finish_session(
+    kyso: Kyso,
+    actor: Actor,
+    session_id: str,
+    state: dict[str, Any],
+    signatures: Sequence[bytes],
+    with_entries: WithEntries | None = None,
+    detail: dict[str, Any] | None = None,
+) -> tuple[CompletedSession, list[AppendedEntry]]:
+    """Check every signature against the session's certificate, finish every document and
+    append its entries with the ``session.complete`` one (``detail`` added to it), claiming
+    the session in the same transaction: nothing is written unless everything succeeded."""
     docs = state["documents"]
     if len(signatures) != len(docs):
         raise InvalidRequest(
@@ -236,7 +275,7 @@ def complete_session(
             action="session.complete",
             actor=actor.name,
             key=f"session:{session_id}",
-            detail={"session": session_id, "documents": len(finished)},
+            detail={"session": session_id, "documents": len(finished), **(detail or {})},
         )
     )
 
