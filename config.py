@@ -10,6 +10,7 @@ it when it needs it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -20,6 +21,8 @@ from kyso.errors import ConfigError
 
 DEV_KEY_ALIASES = ("hospital-seal", "lab-seal", "dr-revoked", "dr-an", "dr-binh", "dr-expired", "dr-future")
 LOG_KEY_ALIAS = "audit-log"
+# What a key alias may be (kyso.api.fields holds every limit on names).
+KEY_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,48 @@ class KeyConfig:
     key_label: str | None = None
     pin_env: str | None = None
     pin_file: str | None = None
-    # both
+    # csc (a key held by a Cloud Signature Consortium API service; pin_* for its PIN, if any)
+    url: str | None = None  # the API base, e.g. https://csc.example/csc/v1
+    credential_id: str | None = None
+    token_env: str | None = None  # a bearer token, or token_file,
+    token_file: str | None = None
+    client_id: str | None = None  # or OAuth2 client credentials
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    oauth_token_url: str | None = None  # default: <url>/oauth2/token
+    api_version: str | None = None  # "v1" or "v2"; default: the url's last segment
+    timeout_seconds: float = 10.0  # each HTTP call (connect: at most 5 s)
+    # all kinds
     jws_alg: str | None = None
     dev_passphrase: bool = False  # the published dev PKI passphrase, embedded default only
+
+
+@dataclass(frozen=True)
+class RemoteSigningConfig:
+    """A provider of clinicians' remote signatures (``[[remote_signing]]``): a signing session
+    may name its signer by ``provider`` and ``user_id`` instead of a certificate chain."""
+
+    name: str
+    kind: str  # "neac" or "csc"
+    url: str
+    # neac: the service provider's account at the CA (sent in every request body)
+    sp_id: str | None = None
+    sp_secret_env: str | None = None
+    sp_secret_file: str | None = None
+    # csc: as a csc key alias; credential_from = "list" (credentials/list with the user id)
+    # or "user_id" (the user id is the credential id)
+    token_env: str | None = None
+    token_file: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    oauth_token_url: str | None = None
+    api_version: str | None = None
+    credential_from: str = "list"
+    # both
+    timeout_seconds: float = 10.0  # each HTTP call (connect: at most 5 s)
+    poll_seconds: float = 2.0  # first wait before asking for a transaction's status
+    poll_max_seconds: float = 30.0  # the longest wait between two questions (back-off)
 
 
 @dataclass(frozen=True)
@@ -59,7 +101,14 @@ class TrustConfig:
     revocation: str = "soft-fail"  # or "require"
     # How long a signer certificate's revocation status is trusted before it is checked again.
     revocation_cache_seconds: float = 300.0
-    fetch_timeout_seconds: float = 10.0  # CRL and OCSP downloads (B-LT, the refusal of revoked keys)
+    # Fetching CRLs and OCSP responses of chains that reached a root (kyso.trust.fetching).
+    fetch: bool = True
+    fetch_allow_hosts: tuple[str, ...] = ()  # empty: the hosts the certificates name
+    fetch_allow_private: bool = False  # loopback, private, link-local addresses
+    fetch_timeout_seconds: float = 5.0  # each fetch
+    fetch_budget_seconds: float = 15.0  # all fetches of one request
+    fetch_max_requests: int = 16  # fetches of one request
+    fetch_max_bytes: int = 8 * 1024 * 1024  # one answer
 
 
 @dataclass(frozen=True)
@@ -108,6 +157,13 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    # Clients that may add signatures to each other's records (kyso.audit.ownership):
+    # groups = [["his-main", "archive"], ...]. Otherwise a record is its first signer's.
+    groups: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("var")
     database_url: str | None = None
@@ -119,12 +175,14 @@ class Config:
     dev_pki_path: str | None = None  # a dev PKI directory other than the shipped one
     stamp_font: str | None = None  # TrueType font of visible stamps (Vietnamese glyphs needed)
     keys: tuple[KeyConfig, ...] = ()
+    remote_signing: tuple[RemoteSigningConfig, ...] = ()
     tsa: TsaConfig = field(default_factory=TsaConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
 
     @property
     def db_url(self) -> str:
@@ -193,8 +251,22 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         "limits": _build(LimitsConfig, raw.pop("limits", {}), "[limits]"),
         "metrics": _build(MetricsConfig, raw.pop("metrics", {}), "[metrics]"),
         "server": _build(ServerConfig, raw.pop("server", {}), "[server]"),
+        "records": _build(RecordsConfig, raw.pop("records", {}), "[records]"),
     }
+    groups = sections["records"].groups
+    if not all(isinstance(g, list | tuple) and all(isinstance(n, str) for n in g) for g in groups):
+        raise ConfigError("[records] groups must be a list of lists of client names")
     keys = tuple(_build(KeyConfig, k, f"[[keys]] #{i + 1}") for i, k in enumerate(raw.pop("keys", [])))
+    for number, key in enumerate(keys, 1):
+        if not isinstance(key.alias, str) or not KEY_ALIAS.fullmatch(key.alias):
+            raise ConfigError(
+                f"[[keys]] #{number}: alias {key.alias!r} must be 1 to 64 ASCII letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit"
+            )
+    sections["remote_signing"] = tuple(
+        _build(RemoteSigningConfig, p, f"[[remote_signing]] #{i + 1}")
+        for i, p in enumerate(raw.pop("remote_signing", []))
+    )
     if "KYSO_DATA_DIR" in env:
         raw["data_dir"] = env["KYSO_DATA_DIR"]
     if "KYSO_DATABASE_URL" in env:

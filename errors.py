@@ -17,6 +17,9 @@ class KysoError(Exception):
     code = "internal_error"
     status = 500
     title = "Internal error"
+    # True once the domain wrote this failure's audit entry itself (with what only it knew,
+    # such as a remote provider's transaction id): the HTTP layer must not write a second.
+    audited = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -34,7 +37,6 @@ class KysoError(Exception):
         }
         body.update(self.extra)
         return body
-
 
 
 class InvalidRequest(KysoError):
@@ -135,6 +137,10 @@ class TsaUnavailable(KysoError):
 
 class RevocationUnavailable(KysoError):
     code, status, title = "revocation_unavailable", 503, "Revocation data unavailable"
+
+
+class RemoteSignerUnavailable(KysoError):
+    code, status, title = "remote_signer_unavailable", 503, "Remote signing service unavailable"
 
 
 class ConfigError(KysoError):

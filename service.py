@@ -1,11 +1,11 @@
 """The domain facade: one straight path from a request to a signed, audited record.
 
 The HTTP layer and the command line both call this class; it knows nothing of HTTP.
-Each operation checks the key, signs, timestamps, and appends its audit entry in the
-same transaction as the record registry row and, when the caller holds one, the
-fulfilment of its ``Idempotency-Key`` reservation (:mod:`kyso.db.reservations`): plain
-values handed down, and the entry handed back. Inside, an operation is one coroutine run
-in one event loop (key checks, revocation, signing, timestamps, validation data).
+Each operation checks the key, signs and timestamps in one event loop, and appends its
+audit entry in one transaction with the record registry row and, when the caller holds
+one, the fulfilment of its ``Idempotency-Key`` reservation (:mod:`kyso.db.reservations`).
+Key and revocation checks are :class:`~kyso.trust.checks.SignerChecks`; verification is
+:class:`~kyso.verification.Verification`.
 """
 
 from __future__ import annotations
@@ -13,23 +13,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from asn1crypto import x509
+from sqlalchemy import Connection
 
-from kyso.audit.rows import Registration
+from kyso.audit.ownership import RecordSharing, check_may_add
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.config import Config
 from kyso.db import Database, open_database, open_schema
 from kyso.db.clients import ClientRegistry
 from kyso.db.reservations import Reservation, fulfil
 from kyso.errors import KysoError
-from kyso.keystore import Keystore, SigningKey, load_keystore
-from kyso.signer.archive_dates import extend_before
+from kyso.keystore import Keystore, load_keystore
+from kyso.signer.archive_dates import async_extend_before
 from kyso.signer.bounds import PdfBounds, releasing_cycles
 from kyso.signer.jades import SignedJson, sign_json
 from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
@@ -42,12 +44,12 @@ from kyso.signer.timestamp.client import (
     http_source,
 )
 from kyso.signer.xml import SignedXml, XmlSignOptions, rsa_scheme_for, sign_xml
-from kyso.trust.policy import check_signer
-from kyso.trust.revocation import RevocationChecker, parse_once, refuse_unless_usable
-from kyso.trust.store import TrustStore
+from kyso.trust.checks import SignerChecks
+from kyso.verification import Verification
 
 if TYPE_CHECKING:
-    from kyso.certs.responder import DevRevocation
+    from kyso.sessions.remote.providers import RemoteProviders
+    from kyso.signer.verify.report import VerifySettings
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +59,14 @@ class Actor:
     """Who asks: a client name (``None`` for an unknown caller) and where from."""
 
     name: str | None
-    role: str | None = None
+    role: str | None = None  # None: the local operator (the command line)
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class Kyso:
+class Kyso(SignerChecks, Verification):
     """One service instance: configuration, database, keys, timestamping, audit log."""
 
     def __init__(self, config: Config, db: Database, keystore: Keystore):
@@ -73,7 +75,7 @@ class Kyso:
         self.keystore = keystore
         self.audit = AuditLog(db)
         self.clients = ClientRegistry(db)
-        self._verify_settings = None
+        self._verify_settings: VerifySettings | None = None
         self.pdf_bounds = PdfBounds.of(config.limits)
         self._settings_lock = threading.Lock()
         self.tsa: TimestampAuthority | None = None
@@ -93,63 +95,16 @@ class Kyso:
 
     def close(self) -> None:
         self.keystore.close()
-        self.db.dispose()
-
-    # -- keys ---------------------------------------------------------------
-
-    def signing_key(self, alias: str) -> SigningKey:
-        """:meth:`async_signing_key` in an event loop of its own."""
-        return asyncio.run(self.async_signing_key(alias))
-
-    async def async_signing_key(self, alias: str) -> SigningKey:
-        """The key for ``alias``, refused if its certificate cannot sign now: not yet
-        valid, expired, not meant for signing (:mod:`kyso.trust.policy`), or revoked
-        (see :meth:`check_not_revoked`)."""
-        key = self.keystore.get(alias)
-        check_signer(key.info.certificate, who=f"the certificate of key alias {alias!r}")
-        parse_once(key)
-        await self.async_check_not_revoked(key.info.certificate, key.info.chain)
-        return key
-
-    # -- revocation ---------------------------------------------------------
+        self.db.dispose()  # stops the background work first (checkpointer, remote poller)
+        if "remote_providers" in self.__dict__:
+            self.remote_providers.close()
 
     @cached_property
-    def dev_revocation(self) -> DevRevocation | None:
-        """The dev PKI's CRL and OCSP issuer (served under /pki), when ``dev_pki`` is on."""
-        if not self.config.dev_pki:
-            return None
-        from kyso.certs.responder import DevRevocation
+    def remote_providers(self) -> RemoteProviders:
+        """The ``[[remote_signing]]`` providers that sign clinicians' sessions remotely."""
+        from kyso.sessions.remote.providers import load_providers
 
-        return DevRevocation.from_dir(self.config.pki_dir)
-
-    @cached_property
-    def trust(self) -> TrustStore:
-        """The trust anchors, and revocation data: the dev PKI's own CRLs issued in-process
-        (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs."""
-        return TrustStore.from_patterns(
-            self.config.trust.roots,
-            in_process=self.dev_revocation,
-            fetch_timeout=self.config.trust.fetch_timeout_seconds,
-        )
-
-    @cached_property
-    def _revocation_checker(self) -> RevocationChecker:
-        return RevocationChecker(self.trust, self.config.trust.revocation_cache_seconds)
-
-    def check_not_revoked(self, cert: x509.Certificate, chain: Sequence[x509.Certificate] = ()) -> str:
-        """:meth:`async_check_not_revoked` in an event loop of its own."""
-        return asyncio.run(self.async_check_not_revoked(cert, chain))
-
-    async def async_check_not_revoked(
-        self, cert: x509.Certificate, chain: Sequence[x509.Certificate] = ()
-    ) -> str:
-        """Refuse a signer certificate that is revoked now (``certificate_revoked``);
-        return its status, ``good`` or ``unknown``. An unknown status (no CRL or OCSP answer,
-        or no path to a trust anchor) passes under ``[trust] revocation = "soft-fail"`` and is
-        ``revocation_unavailable`` under ``"require"``. Answers are cached per certificate
-        for ``[trust] revocation_cache_seconds``."""
-        status = await self._revocation_checker.async_status(cert, chain)
-        return refuse_unless_usable(status, cert, require=self.config.trust.revocation == "require")
+        return load_providers(self.config, os.environ)
 
     # -- audit --------------------------------------------------------------
 
@@ -159,14 +114,31 @@ class Kyso:
         detail = {"code": error.code, "status": error.status}
         return self.audit.append(EntryDraft(action=action, actor=actor.name, outcome=outcome, detail=detail, **fields))
 
+    @cached_property
+    def record_sharing(self) -> RecordSharing:
+        return RecordSharing.of(self.config.records.groups)
+
+    def check_may_add(
+        self, actor: Actor, record_ids: Iterable[str | None], conn: Connection | None = None
+    ) -> None:
+        """Refuse an API client that may not sign for a record (:mod:`kyso.audit.ownership`)."""
+        if actor.role is None:
+            return
+        if conn is not None:
+            check_may_add(conn, record_ids, actor.name, self.record_sharing)
+            return
+        with self.db.reader.connect() as own:
+            check_may_add(own, record_ids, actor.name, self.record_sharing)
+
     def _append_signature(
-        self, draft: EntryDraft, kind: str, level: str, result: Any, reservation: Reservation | None
+        self, actor: Actor, draft: EntryDraft, kind: str, level: str, deadline: datetime | None,
+        reservation: Reservation | None,
     ) -> AppendedEntry:
-        """Append a signing entry with its record registry row and, if given, the
-        fulfilment of the caller's idempotency reservation: one transaction."""
-        pdf = getattr(result, "pdf", None)  # a signed or extended PDF
-        deadline = extend_before(pdf) if kind == "pdf" and pdf is not None else None
+        """Append a signing entry with its record registry row (``deadline``: when a signed
+        PDF must be extended again) and, if given, the fulfilment of the caller's
+        idempotency reservation: one transaction."""
         with self.audit.appending() as batch:
+            self.check_may_add(actor, [draft.record_id], batch.conn)
             appended = batch.append(draft)
             register_signature(batch.conn, appended, kind, level, deadline)
             if reservation is not None:
@@ -184,8 +156,13 @@ class Kyso:
         record_id: str | None,
         reservation: Reservation | None = None,
     ) -> tuple[SignedPdf, AppendedEntry]:
+        self.check_may_add(actor, [record_id])
+        async def signed_and_dated() -> tuple[SignedPdf, datetime | None]:
+            signed = await self._async_sign_pdf(data, alias, options)
+            return signed, await async_extend_before(signed.pdf, self.trust)
+
         with collect_failures() as tsa_failures, releasing_cycles():
-            signed = asyncio.run(self._async_sign_pdf(data, alias, options))
+            signed, deadline = asyncio.run(signed_and_dated())
         detail: dict[str, Any] = {"level": options.level, "field": signed.field}
         if options.certify:
             detail["certify"] = True
@@ -206,7 +183,7 @@ class Kyso:
             signature_sha256=signed.sha256,
             detail=detail,
         )
-        return signed, self._append_signature(draft, "pdf", options.level, signed, reservation)
+        return signed, self._append_signature(actor, draft, "pdf", options.level, deadline, reservation)
 
     async def _async_sign_pdf(self, data: bytes, alias: str, options: PdfSignOptions) -> SignedPdf:
         """Check the key, sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and
@@ -244,15 +221,18 @@ class Kyso:
         audited as ``extend.pdf`` with a registry row, like a signature (its ``key`` is
         empty: no key alias of ours signed anything)."""
 
-        async def run() -> ExtendedPdf:
+        self.check_may_add(actor, [record_id])
+
+        async def run() -> tuple[ExtendedPdf, datetime | None]:
             context = self.trust.revocation_context()
             try:
-                return await async_extend_pdf(data, level, self.timestamper, context, bounds=self.pdf_bounds)
+                extended = await async_extend_pdf(data, level, self.timestamper, context, bounds=self.pdf_bounds)
             finally:
                 await context.aclose()
+            return extended, await async_extend_before(extended.pdf, self.trust)
 
         with collect_failures() as tsa_failures, releasing_cycles():
-            extended = asyncio.run(run())
+            extended, deadline = asyncio.run(run())
         detail: dict[str, Any] = {"level": level, "signatures": list(extended.signatures)}
         if extended.archive_timestamp:
             detail["archive_timestamp"] = extended.archive_timestamp
@@ -269,7 +249,7 @@ class Kyso:
             signature_sha256=extended.sha256,
             detail=detail,
         )
-        return extended, self._append_signature(draft, "pdf", level, extended, reservation)
+        return extended, self._append_signature(actor, draft, "pdf", level, deadline, reservation)
 
     def sign_json(
         self,
@@ -281,6 +261,7 @@ class Kyso:
         record_id: str | None,
         reservation: Reservation | None = None,
     ) -> tuple[SignedJson, AppendedEntry]:
+        self.check_may_add(actor, [record_id])
         key = self.signing_key(alias)  # the one event loop: sign_json itself is synchronous
         signed = sign_json(payload, key, level, detached, self.timestamper)
 
@@ -293,7 +274,7 @@ class Kyso:
             signature_sha256=signed.signature_sha256,
             detail={"level": level, "detached": detached},
         )
-        return signed, self._append_signature(draft, "json", level, signed, reservation)
+        return signed, self._append_signature(actor, draft, "json", level, None, reservation)
 
     def sign_xml(
         self,
@@ -307,6 +288,7 @@ class Kyso:
         """Sign an XML record (profile ``bhyt`` or ``xades``); RSA keys sign XAdES with the
         alias's scheme (:func:`~kyso.signer.xml.rsa_scheme_for`)."""
         key = self.signing_key(alias)
+        self.check_may_add(actor, [record_id])
         options = replace(options, rsa_scheme=rsa_scheme_for(self.config.key(alias)))
         with collect_failures() as tsa_failures:
             signed = sign_xml(data, key, options, self.timestamper)
@@ -322,64 +304,11 @@ class Kyso:
             signature_sha256=signed.sha256,
             detail=detail,
         )
-        return signed, self._append_signature(draft, "xml", options.level, signed, reservation)
+        return signed, self._append_signature(actor, draft, "xml", options.level, None, reservation)
 
     def record_access(self, actor: str | None, action: str, **fields: Any) -> AppendedEntry:
         """The audit entry of a read that matters (an export, a record lookup)."""
         return self.audit.append(EntryDraft(action=action, actor=actor, **fields))
-
-    # -- verification -------------------------------------------------------
-
-    def verify_settings(self):
-        from kyso.signer.verify.pdf import VerifySettings
-
-        with self._settings_lock:
-            if self._verify_settings is None:
-                roots = self.trust.shared_roots()  # parsed completely: every request thread reads them
-                self._verify_settings = VerifySettings(
-                    trust_roots=roots, revocation=self.config.trust.revocation, pdf_bounds=self.pdf_bounds
-                )
-            return self._verify_settings
-
-    def registered(self, candidates: list[str]) -> Registration | None:
-        """Where the first of ``candidates`` (SHA-256 of signed outputs) was registered."""
-        for digest in candidates:
-            found = self.audit.find_signature(digest)
-            if found is not None:
-                return found
-        return None
-
-    def verify_pdf(self, actor: Actor, data: bytes) -> dict[str, Any]:
-        from kyso.signer.verify.pdf import verify_pdf
-
-        with releasing_cycles():
-            report = verify_pdf(data, self.verify_settings(), self.registered).to_json()
-        self._record_verification(actor, "verify.pdf", report)
-        return report
-
-    def verify_json(self, actor: Actor, jws: Any, payload: Any, has_payload: bool) -> dict[str, Any]:
-        from kyso.signer.verify.json import verify_json
-
-        report = verify_json(jws, payload if has_payload else None, self.verify_settings(), self.registered).to_json()
-        self._record_verification(actor, "verify.json", report)
-        return report
-
-    def verify_xml(self, actor: Actor, data: bytes) -> dict[str, Any]:
-        from kyso.signer.xml.verify import verify_xml
-
-        report = verify_xml(data, self.verify_settings(), self.registered).to_json()
-        self._record_verification(actor, "verify.xml", report)
-        return report
-
-    def _record_verification(self, actor: Actor, action: str, report: dict[str, Any]) -> None:
-        self.audit.append(
-            EntryDraft(
-                action=action,
-                actor=actor.name,
-                document_sha256=report["document_sha256"],
-                detail={"indication": report["indication"], "signatures": len(report["signatures"])},
-            )
-        )
 
     # -- clients ------------------------------------------------------------
 

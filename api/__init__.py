@@ -50,6 +50,10 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
 
     # Scheduled audit checkpoints (every N entries / T seconds) in this serving process.
     app.extensions["kyso.checkpointer"] = start_checkpointer(kyso)
+    from kyso.sessions.remote.poller import start_remote_poller
+
+    # Remote signing sessions advanced in this serving process (when providers are configured).
+    app.extensions["kyso.remote_poller"] = start_remote_poller(kyso)
 
     from kyso.api import (
         audit,

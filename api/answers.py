@@ -85,6 +85,24 @@ class SessionStarted(Answer):
     documents: list[DocumentToSign]
 
 
+class RemoteDocument(Answer):
+    record_id: str | None
+    name: str
+    digest: str = Field(description="Base64 SHA-256 of what the clinician signs")
+    algorithm: str
+
+
+class RemoteSessionStarted(Answer):
+    """A session signed through a remote provider: pending until the clinician confirms."""
+
+    id: str
+    status: Literal["pending"]
+    expires_at: str
+    provider: str
+    transaction_id: str
+    documents: list[RemoteDocument]
+
+
 class SignedPdfDocument(Answer):
     record_id: str | None
     audit_seq: int
@@ -105,6 +123,16 @@ class SignedXmlDocument(Answer):
 
 class SessionCompleted(Answer):
     documents: list[SignedPdfDocument | SignedJsonDocument | SignedXmlDocument]
+
+
+class SessionStatus(Answer):
+    id: str
+    status: Literal["pending", "completed", "rejected", "expired", "failed"]
+    expires_at: str
+    provider: str | None = None
+    transaction_id: str | None = None
+    documents: list[SignedPdfDocument | SignedJsonDocument | SignedXmlDocument] | None = None
+    error: dict[str, JsonValue] | None = None
 
 
 class KeyDescription(Answer):

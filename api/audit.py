@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
+from kyso.api import fields
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
 from kyso.api.models import (
@@ -85,6 +86,7 @@ def consistency_proof(ctx: RequestContext):
 @bp.get("/records/<path:record_id>")
 @endpoint("record.read", "his", "auditor", "admin")
 def record(ctx: RequestContext, record_id: str):
+    fields.record_id(record_id)
     ctx.audit.record_id = record_id
     _kyso().record_access(ctx.caller.name, "record.read", record_id=record_id)
     rows = _kyso().audit.record_signatures(record_id)

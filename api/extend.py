@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from kyso.api import idempotency
+from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
 from kyso.api.models import ExtendPdfQuery, parse_query
@@ -31,7 +31,7 @@ def _extended_pdf_response(appended: Any, extended: Any) -> Response:
 @endpoint("extend.pdf", "his")
 def extend_pdf(ctx: RequestContext) -> Response:
     query = parse_query(ExtendPdfQuery)
-    level, record_id = query.level, query.record_id
+    level, record_id = query.level, fields.record_id(query.record_id)
     ctx.audit.record_id = record_id
     data = request.get_data()
     ctx.audit.document_sha256 = sha256_hex(data)

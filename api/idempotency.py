@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from flask import Response, current_app, request
 
+from kyso.api import fields
 from kyso.api.context import RequestContext
 from kyso.db.reservations import (
     IdempotentCall,
@@ -35,7 +36,7 @@ from kyso.db.reservations import (
     Reservations,
     StoredAnswer,
 )
-from kyso.errors import IdempotencyConflict, InvalidRequest
+from kyso.errors import IdempotencyConflict
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ def idempotent_call(ctx: RequestContext) -> IdempotentCall | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable characters")
+    fields.idempotency_key(key)
     return IdempotentCall(ctx.caller.name, key, request_fingerprint())
 
 

@@ -41,6 +41,8 @@ def list_keys(ctx: RequestContext):
     for alias in aliases:
         try:
             keys.append(describe_key(kyso.keystore.get(alias).info))
-        except KysoError as exc:  # a token that is out: list the alias, say why
-            keys.append({"alias": alias, "kind": "pkcs11", "health": exc.code})
+        except KysoError as exc:  # a token or a remote service that is out: say why
+            configured = kyso.config.key(alias)
+            kind = configured.kind if configured is not None else "unknown"
+            keys.append({"alias": alias, "kind": kind, "health": exc.code})
     return jsonify({"keys": keys})

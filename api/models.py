@@ -17,12 +17,22 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 from flask import request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
+from kyso.api import fields
+from kyso.config import KEY_ALIAS
 from kyso.errors import InvalidJson, InvalidRequest
 from kyso.formats import parse_json_strict
 
-MAX_TEXT = 1024  # record ids, reasons, locations (the registry column holds 1024)
 MAX_SEQ = 2**62
 
 Base64 = Annotated[
@@ -31,7 +41,13 @@ Base64 = Annotated[
 Base64OrUrl = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/_-]+={0,2}$")]
 Base64Url = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
+# The limits of kyso.api.fields, which the views still apply for what a JSON Schema pattern
+# cannot say portably (no control, format or unassigned character; no space at either end).
+RecordId = Annotated[str, Field(min_length=1, max_length=fields.MAX_RECORD_ID)]
+KeyAlias = Annotated[str, Field(pattern=f"^{KEY_ALIAS.pattern}$", description="Key alias")]
+Text = Annotated[str, Field(max_length=fields.MAX_TEXT)]
+FieldName = Annotated[str, Field(min_length=1, max_length=fields.MAX_FIELD_NAME)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
 Pem = Annotated[str, Field(pattern=r"-----BEGIN CERTIFICATE-----", max_length=65536)]
 
 
@@ -47,10 +63,10 @@ class Model(BaseModel):
 class SignJsonRequest(Model):
     """``POST /api/v1/sign/json``."""
 
-    key: str = Field(min_length=1, max_length=200, description="Key alias")
+    key: KeyAlias
     payload: JsonValue = Field(description="The JSON record to sign")
     level: Literal["B-B", "B-T"] = "B-T"
-    record_id: Text | None = None
+    record_id: RecordId | None = None
     detached: bool = False
 
 
@@ -106,32 +122,63 @@ class PageVerifyRequest(BaseModel):
 
 
 class PdfDocument(Model):
-    record_id: Text | None = None
+    record_id: RecordId | None = None
+    name: Name | None = Field(None, description="Shown to the clinician by a remote provider")
     pdf: Base64 = Field(description="The PDF, base64")
 
 
 class JsonDocument(Model):
-    record_id: Text | None = None
+    record_id: RecordId | None = None
+    name: Name | None = None
     json_: JsonValue = Field(alias="json", description="The JSON record")
 
 
 class XmlDocument(Model):
-    record_id: Text | None = None
+    record_id: RecordId | None = None
+    name: Name | None = None
     xml: Base64 = Field(description="The XML record, base64")
     profile: Literal["bhyt", "xades"] | None = Field(
         None, description="bhyt (default when the record has CHUKYDONVI) or xades"
     )
 
 
-class SessionStartRequest(Model):
-    """``POST /api/v1/signing-sessions``."""
+class RemoteSigner(Model):
+    provider: Name = Field(description="A configured [[remote_signing]] provider")
+    user_id: Name = Field(description="The clinician's id at that provider")
 
-    certificate_chain: list[Pem] = Field(min_length=1, description="PEM, the signer's first")
+
+class SessionStartRequest(Model):
+    """``POST /api/v1/signing-sessions``: exactly one of ``certificate_chain`` (the
+    clinician's token signs) and ``signer`` (a remote provider: kyso completes it)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": ["certificate_chain"]}, {"required": ["signer"]}]},
+    )
+
+    # Either member may be left out, not sent as null (SkipJsonSchema: no null in the schema).
+    certificate_chain: Annotated[list[Pem], Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        None, description="PEM, the signer's first"
+    )
+    signer: RemoteSigner | SkipJsonSchema[None] = None
+    description: Text | None = Field(None, description="What a remote provider shows the clinician")
     documents: list[PdfDocument | JsonDocument | XmlDocument] = Field(min_length=1, max_length=100)
     level: Literal["B-B", "B-T"] = "B-T"
     rsa_scheme: Literal["pkcs1v15", "pss"] = "pkcs1v15"
     reason: Text | None = None
     location: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_signer(cls, body: Any) -> Any:
+        """Before the members' shapes: which kind of session it is comes first."""
+        if isinstance(body, dict) and ("certificate_chain" in body) == ("signer" in body):
+            raise ValueError(
+                "send exactly one of 'certificate_chain' (the clinician's token signs) and "
+                "'signer' ({provider, user_id}: the clinician signs through a remote provider)"
+            )
+        return body
 
 
 class SessionCompleteRequest(Model):
@@ -150,12 +197,12 @@ class Query(BaseModel):
 
 
 class SignPdfQuery(Query):
-    key: str = Field(min_length=1, max_length=MAX_TEXT, description="Key alias")
+    key: KeyAlias
     level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = Field("B-T", description="PAdES level")
-    record_id: Text | None = Field(None, description="Record identifier (may contain /)")
+    record_id: RecordId | None = Field(None, description="Record identifier (may contain /)")
     reason: Text | None = None
     location: Text | None = None
-    field: Text | None = Field(None, description="Signature field name")
+    field: FieldName | None = Field(None, description="Signature field name")
     certify: bool = Field(False, description="Certify (DocMDP) on the first signature")
     visible: bool = Field(False, description="A visible stamp")
     page: int = Field(1, ge=1, le=100_000, description="1-based page of the stamp")
@@ -170,9 +217,9 @@ class SignPdfQuery(Query):
 
 
 class SignXmlQuery(Query):
-    key: str = Field(min_length=1, max_length=MAX_TEXT, description="Key alias")
+    key: KeyAlias
     level: Literal["B-B", "B-T"] = "B-T"
-    record_id: Text | None = Field(None, description="Record identifier (may contain /)")
+    record_id: RecordId | None = Field(None, description="Record identifier (may contain /)")
     profile: Literal["bhyt", "xades"] | None = Field(
         None, description="bhyt (default when the record has CHUKYDONVI) or xades"
     )
@@ -180,7 +227,7 @@ class SignXmlQuery(Query):
 
 class ExtendPdfQuery(Query):
     level: Literal["B-LT", "B-LTA"]
-    record_id: Text | None = None
+    record_id: RecordId | None = None
 
 
 class EntriesQuery(Query):
@@ -228,14 +275,24 @@ def parse_query(model: type[M]) -> M:
         raise _refusal(exc, None) from None
 
 
+def _cut(part: Any) -> str:
+    """A location part as shown back: a caller's member name at most fields.SHOWN characters."""
+    text = str(part)
+    return text if len(text) <= fields.SHOWN else fields.shown(text)
+
+
 # Where a union was tried, pydantic names the branch in the location: not part of the body.
 _BRANCHES = {"PdfDocument", "JsonDocument", "XmlDocument", "Jws", "str", "constrained-str"}
+
+
+def _is_branch(part: Any) -> bool:
+    return isinstance(part, str) and (part in _BRANCHES or "[" in part or part == "none")
 
 
 def _refusal(exc: ValidationError, root: str | None) -> InvalidRequest:
     errors = []
     for error in exc.errors(include_url=False):
-        parts = [str(p) for p in error["loc"] if not (isinstance(p, str) and p in _BRANCHES)]
+        parts = [_cut(p) for p in error["loc"] if not _is_branch(p)]
         if root is None:  # a query parameter: its name
             pointer = parts[0] if parts else ""
             where = f"query parameter {pointer!r}"

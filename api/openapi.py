@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from kyso import __version__
-from kyso.api import answers, models
+from kyso.api import answers, fields, models
 
 bp = Blueprint("openapi", __name__)
 
@@ -33,6 +33,8 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.SignJsonAnswer,
     answers.ValidationReport,
     answers.SessionStarted,
+    answers.RemoteSessionStarted,
+    answers.SessionStatus,
     answers.SessionCompleted,
     answers.Keys,
     answers.RecordSignatures,
@@ -107,7 +109,9 @@ _PDF_OK = {"description": "The signed PDF", "content": {"application/pdf": {"sch
 _PKI_NAME = {"name": "name", "in": "path", "required": True,
              "schema": {"type": "string", "enum": ["root-ca", "intermediate-ca"]}}
 _OCSP_OK = {"description": "OCSPResponse (RFC 6960)", "content": {"application/ocsp-response": {}}}
-_PATH_TEXT = {"type": "string", "minLength": 1}
+_PATH_TEXT = {"type": "string", "minLength": 1, "maxLength": fields.MAX_RECORD_ID}
+_SESSION_ID = {"name": "session_id", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": f"^{fields.SESSION_ID.pattern}$"}}
 _XML = {"schema": {"type": "string"}}
 _XML_BODY = {"required": True, "content": {"application/xml": _XML, "text/xml": _XML}}
 _XML_OK = {"description": "The signed XML record", "content": {"application/xml": _XML},
@@ -151,14 +155,20 @@ def _paths() -> dict[str, Any]:
             {**_PDF_OK, "description": "The extended PDF"}, ("400", "409", "413", "503"),
             parameters=[*query_parameters(models.ExtendPdfQuery), _IDEMPOTENCY], requestBody=_PDF_BODY)},
         "/api/v1/signing-sessions": {"post": _op(
-            "Start a two-step signing session (clinician's token)", "his", _json(answers.SessionStarted, "Created"),
-            ("400", "409", "413", "422", "503"), status="201",
+            "Start a signing session: the clinician's token (certificate_chain) or a remote signing "
+            "provider (signer: the clinician confirms on the phone, kyso completes the session)", "his",
+            {"description": "Created", "content": {"application/json": {"schema": {
+                "anyOf": [_ref(answers.SessionStarted), _ref(answers.RemoteSessionStarted)]}}}},
+            ("400", "403", "409", "413", "422", "503"), status="201",
             parameters=[_IDEMPOTENCY], requestBody=_body(_ref(models.SessionStartRequest)))},
+        "/api/v1/signing-sessions/{session_id}": {"get": _op(
+            "A session's status (pending, completed, rejected, expired, failed); a remote session's "
+            "signed documents once completed", "his", _json(answers.SessionStatus), ("404",),
+            parameters=[_SESSION_ID])},
         "/api/v1/signing-sessions/{session_id}/complete": {"post": _op(
             "Complete a signing session with the token's signatures", "his", _json(answers.SessionCompleted),
             ("400", "404", "409", "413", "422", "503"),
-            parameters=[{"name": "session_id", "in": "path", "required": True,
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 64}}, _IDEMPOTENCY],
+            parameters=[_SESSION_ID, _IDEMPOTENCY],
             requestBody=_body(_ref(models.SessionCompleteRequest)))},
         "/api/v1/audit/checkpoint": {
             "get": _op("The latest signed checkpoint", "auditor, admin", _json(answers.Checkpoint), ("404",)),

@@ -6,6 +6,8 @@ left here is :func:`box_of`, the part of ``box`` that no schema can check (x2 > 
 
 from __future__ import annotations
 
+import math
+
 from flask import request
 
 from kyso.errors import InvalidRequest
@@ -60,6 +62,8 @@ def box_of(value: str | None, name: str = "box") -> tuple[float, float, float, f
         x1, y1, x2, y2 = (float(v) for v in value.split(","))
     except ValueError:
         raise InvalidRequest(f"query parameter {name!r} must be x1,y1,x2,y2 in PDF points") from None
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        raise InvalidRequest(f"query parameter {name!r} must be four finite numbers")
     if x2 <= x1 or y2 <= y1:
         raise InvalidRequest(f"query parameter {name!r}: x2 must exceed x1 and y2 must exceed y1")
     return (x1, y1, x2, y2)

@@ -49,7 +49,7 @@ def audit_failure(error: KysoError) -> None:
     """Record a refused or failed API call, once, with what the view knew so far
     (the request context: action, client, audit fields)."""
     ctx = context.current()
-    if ctx.action is None or ctx.failure_recorded:
+    if ctx.action is None or ctx.failure_recorded or error.audited:
         return
     if error.code == "rate_limited":
         return  # a flood must not write the log (kyso.api.limits); /metrics counts them

@@ -1,4 +1,5 @@
-"""POST /api/v1/signing-sessions and /signing-sessions/<id>/complete (SPEC section 6).
+"""POST /api/v1/signing-sessions, /signing-sessions/<id>/complete and
+GET /signing-sessions/<id> (SPEC sections 6 and 10).
 
 This module only reads requests and writes answers; :mod:`kyso.sessions.service` does the work.
 """
@@ -13,18 +14,25 @@ from typing import Any
 from asn1crypto import pem, x509
 from flask import Blueprint, Response, current_app
 
-from kyso.api import idempotency
+from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
 from kyso.api.models import SessionCompleteRequest, SessionStartRequest, parse_body
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
+from kyso.sessions.remote.service import RemoteStarted, session_status, start_remote_session
 from kyso.sessions.service import complete_session, start_session
-from kyso.sessions.state import CompletedSession, DocumentRequest, SessionRequest, StartedSession
+from kyso.sessions.state import (
+    CompletedSession,
+    DocumentRequest,
+    RemoteSignerRequest,
+    SessionRequest,
+    StartedSession,
+)
 
 bp = Blueprint("sessions", __name__)
 
-MAX_SESSION_ID = 64
+_LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")  # B-LT and B-LTA are refused with a reason later
 
 
 def _kyso():
@@ -42,7 +50,7 @@ def _json_response(body: dict[str, Any], status: int, audit_seq: int) -> Respons
 # -- start -------------------------------------------------------------------
 
 
-def _started(appended: Any, session: StartedSession) -> Response:
+def _started(appended: Any, session: StartedSession | RemoteStarted) -> Response:
     return _json_response(session.answer(), 201, appended.seq)
 
 
@@ -50,8 +58,12 @@ def _started(appended: Any, session: StartedSession) -> Response:
 @endpoint("session.start", "his")
 def start(ctx: RequestContext) -> Response:
     body = json_body()
-    parse_body(SessionStartRequest, body)  # shapes; certificates and PDFs are read below
+    parse_body(SessionStartRequest, body)  # shapes; certificates and documents are read below
     request = parse_session_request(body)
+    if request.signer is not None:  # the clinician signs on the phone: kyso completes it
+        return idempotency.run(
+            ctx, lambda reservation: start_remote_session(_kyso(), ctx.actor, request, reservation), _started
+        )
     return idempotency.run(
         ctx, lambda reservation: start_session(_kyso(), ctx.actor, request, reservation), _started
     )
@@ -59,26 +71,35 @@ def start(ctx: RequestContext) -> Response:
 
 def parse_session_request(body: dict[str, Any]) -> SessionRequest:
     """The session request in ``body``; every bad member is a 400 that names it."""
-    level = body.get("level", "B-T")
-    rsa_scheme = body.get("rsa_scheme", "pkcs1v15")
-    for name, value in (("level", level), ("rsa_scheme", rsa_scheme)):
-        if not isinstance(value, str):
-            raise InvalidRequest(f"'{name}' must be a string")
+    if ("signer" in body) == ("certificate_chain" in body):
+        raise InvalidRequest(
+            "send exactly one of 'certificate_chain' (the clinician's token signs) and "
+            "'signer' ({provider, user_id}: the clinician signs through a remote provider)"
+        )
+    signer = _parse_signer(body["signer"]) if "signer" in body else None
     return SessionRequest(
-        chain=_parse_chain(body.get("certificate_chain")),
+        chain=_parse_chain(body["certificate_chain"]) if signer is None else (),
         documents=_parse_documents(body.get("documents")),
-        level=level,
-        reason=_optional_str(body, "reason"),
-        location=_optional_str(body, "location"),
-        rsa_scheme=rsa_scheme,
+        level=fields.choice(body.get("level", "B-T"), "level", _LEVELS),
+        reason=fields.text(body.get("reason"), "reason"),
+        location=fields.text(body.get("location"), "location"),
+        rsa_scheme=fields.choice(body.get("rsa_scheme", "pkcs1v15"), "rsa_scheme", ("pkcs1v15", "pss")),
+        signer=signer,
+        description=fields.text(body.get("description"), "description"),
     )
 
 
-def _optional_str(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, str) or len(value) > 1024):
-        raise InvalidRequest(f"'{name}' must be a string of at most 1024 characters")
-    return value
+def _parse_signer(value: Any) -> RemoteSignerRequest:
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"provider", "user_id"}
+        or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in value.values())
+    ):
+        raise InvalidRequest(
+            "'signer' must be {\"provider\": NAME, \"user_id\": ID}: a configured remote signing "
+            "provider and the clinician's id there"
+        )
+    return RemoteSignerRequest(value["provider"], value["user_id"])
 
 
 def _parse_chain(value: Any) -> tuple[x509.Certificate, ...]:
@@ -114,12 +135,11 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     where = f"documents[{index}]"
     if not isinstance(doc, dict):
         raise InvalidRequest(f"{where} must be an object")
-    unknown = set(doc) - {"record_id", "pdf", "json", "xml", "profile"}
-    if unknown:
-        raise InvalidRequest(f"{where}: unknown member(s) {', '.join(sorted(unknown))}")
-    record_id = doc.get("record_id")
-    if record_id is not None and (not isinstance(record_id, str) or len(record_id) > 1024):
-        raise InvalidRequest(f"{where}.record_id must be a string of at most 1024 characters")
+    fields.only_members(doc, ("record_id", "pdf", "json", "xml", "profile", "name"), f"{where}: ")
+    record_id = fields.record_id(doc.get("record_id"), f"{where}.record_id")
+    name = doc.get("name")
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        raise InvalidRequest(f"{where}.name must be a string of 1 to 200 characters")
     kinds = [kind for kind in ("pdf", "json", "xml") if kind in doc]
     if len(kinds) != 1:
         raise InvalidRequest(
@@ -128,7 +148,7 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     if "profile" in doc and kinds != ["xml"]:
         raise InvalidRequest(f"{where}.profile is for XML records only")
     if "json" in doc:
-        return DocumentRequest(record_id, "json", payload=doc["json"])
+        return DocumentRequest(record_id, "json", payload=doc["json"], name=name)
     kind = kinds[0]
     if not isinstance(doc[kind], str):
         raise InvalidRequest(f"{where}.{kind} must be the {kind.upper()} record in base64")
@@ -137,11 +157,24 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"{where}.{kind} is not valid base64") from None
     if kind == "pdf":
-        return DocumentRequest(record_id, "pdf", pdf=data)
+        return DocumentRequest(record_id, "pdf", pdf=data, name=name)
     profile = doc.get("profile")
     if profile not in (None, "bhyt", "xades"):
         raise InvalidRequest(f"{where}.profile must be 'bhyt' or 'xades'")
-    return DocumentRequest(record_id, "xml", xml=data, profile=profile)
+    return DocumentRequest(record_id, "xml", xml=data, profile=profile, name=name)
+
+
+# -- status ------------------------------------------------------------------
+
+
+@bp.get("/signing-sessions/<session_id>")
+@endpoint(None, "his")
+def status(ctx: RequestContext, session_id: str) -> Response:
+    """Where a session stands; a remote one's signed documents once it is completed."""
+    if not fields.is_session_id(session_id):
+        raise NotFound("no such signing session")
+    answer = session_status(_kyso(), ctx.actor, session_id).answer()
+    return Response(json.dumps(answer, ensure_ascii=False), status=200, mimetype="application/json")
 
 
 # -- complete ----------------------------------------------------------------
@@ -157,7 +190,7 @@ def _completed(appended: list[Any], completed: CompletedSession) -> Response:
 @bp.post("/signing-sessions/<session_id>/complete")
 @endpoint("session.complete", "his")
 def complete(ctx: RequestContext, session_id: str) -> Response:
-    if len(session_id) > MAX_SESSION_ID:
+    if not fields.is_session_id(session_id):
         raise NotFound("no such signing session")
     ctx.audit.key = f"session:{session_id}"
     body = json_body()

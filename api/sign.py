@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from kyso.api import idempotency
+from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint, require_key_grant
 from kyso.api.context import RequestContext
 from kyso.api.models import SignJsonRequest, SignPdfQuery, parse_body, parse_query
@@ -37,17 +37,19 @@ def _signed_pdf_response(appended: Any, signed: Any) -> Response:
 @endpoint("sign.pdf", "his")
 def sign_pdf(ctx: RequestContext) -> Response:
     query = parse_query(SignPdfQuery)
-    alias, record_id = query.key, query.record_id
+    alias, record_id = fields.key_alias(query.key), fields.record_id(query.record_id)
     ctx.audit.key, ctx.audit.record_id = alias, record_id
+    reason, location = fields.text(query.reason, "reason"), fields.text(query.location, "location")
+    field = fields.field_name(query.field)
     require_key_grant(ctx, alias)
     data = request.get_data()
     ctx.audit.document_sha256 = sha256_hex(data)
     ctx.signature_labels = ("pdf", alias, query.level)
     options = PdfSignOptions(
         level=query.level,
-        reason=query.reason,
-        location=query.location,
-        field=query.field,
+        reason=reason,
+        location=location,
+        field=field,
         certify=query.certify,
         visible=query.visible,
         page=query.page,
@@ -85,13 +87,14 @@ def _signed_json_response(appended: Any, signed: Any) -> Response:
 @endpoint("sign.json", "his")
 def sign_json(ctx: RequestContext) -> Response:
     body = parse_body(SignJsonRequest, json_body())
-    ctx.audit.key, ctx.audit.record_id = body.key, body.record_id
-    require_key_grant(ctx, body.key)
-    ctx.signature_labels = ("json", body.key, body.level)
+    alias, record_id = fields.key_alias(body.key), fields.record_id(body.record_id)
+    ctx.audit.key, ctx.audit.record_id = alias, record_id
+    require_key_grant(ctx, alias)
+    ctx.signature_labels = ("json", alias, body.level)
     return idempotency.run(
         ctx,
         lambda reservation: _kyso().sign_json(
-            ctx.actor, body.key, body.payload, body.level, body.detached, body.record_id, reservation
+            ctx.actor, alias, body.payload, body.level, body.detached, record_id, reservation
         ),
         _signed_json_response,
     )

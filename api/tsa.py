@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, request
 
 from kyso.api.limits import limit_address
 from kyso.errors import NotFound, UnsupportedMediaType
+from kyso.signer.timestamp.authority import MAX_QUERY_BYTES, too_large
 
 bp = Blueprint("tsa", __name__)
 
@@ -18,4 +19,9 @@ def timestamp() -> Response:
     limit_address("tsa")
     if request.mimetype != "application/timestamp-query":
         raise UnsupportedMediaType("send an RFC 3161 query as application/timestamp-query")
-    return Response(kyso.tsa.respond(request.get_data()), mimetype="application/timestamp-reply")
+    length = request.content_length
+    if length is not None and length > MAX_QUERY_BYTES:
+        return Response(too_large(), mimetype="application/timestamp-reply")
+    # At most one byte over the limit is read: enough for respond() to refuse it.
+    query = request.stream.read(MAX_QUERY_BYTES + 1)
+    return Response(kyso.tsa.respond(query), mimetype="application/timestamp-reply")

@@ -132,6 +132,26 @@ signing_sessions = Table(
     Column("state", LargeBinary, nullable=False),  # prepared documents (JSON)
 )
 
+# The provider's side of a signing session whose clinician signs remotely (one row per
+# such session): its transaction, its answer, and when kyso asks it again. A worker takes
+# a row for a while (``lease_until``) before it asks, so that one worker asks at a time.
+remote_transactions = Table(
+    "remote_transactions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("provider", String(100), nullable=False),
+    Column("transaction_id", String(64), nullable=False, unique=True, index=True),
+    Column("reference", String(200)),  # the provider's own id of the transaction
+    # pending | signed (answered, not yet finished) | completed | rejected | expired | failed
+    Column("status", String(16), nullable=False, index=True),
+    Column("signatures", LargeBinary),  # JSON list of base64 values, once answered
+    Column("result", LargeBinary),  # JSON: the signed documents, or the error
+    Column("attempts", Integer, nullable=False),
+    Column("next_poll_at", Float, nullable=False, index=True),  # epoch seconds
+    Column("lease_until", Float),
+    Column("updated", Float, nullable=False),
+)
+
 
 @dataclass
 class Database:

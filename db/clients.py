@@ -48,8 +48,8 @@ class ClientRegistry:
         With ``conn``, the row is written in the caller's transaction."""
         if role not in ROLES:
             raise InvalidRequest(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        if not name or len(name) > 200 or any(c.isspace() for c in name):
-            raise InvalidRequest("a client name is 1 to 200 characters without spaces")
+        if not name or len(name) > 200 or not name.isprintable() or any(c.isspace() for c in name):
+            raise InvalidRequest("a client name is 1 to 200 printable characters without spaces")
         api_key = KEY_PREFIX + secrets.token_urlsafe(32)
         row = {
             "name": name,

@@ -19,19 +19,26 @@ __all__ = ["Keystore", "KeyInfo", "SigningKey", "load_keystore", "load_one", "re
 
 
 def read_secret(
-    alias: str, what: str, env_name: str | None, file_name: str | None, env: Mapping[str, str]
+    alias: str,
+    what: str,
+    env_name: str | None,
+    file_name: str | None,
+    env: Mapping[str, str],
+    owner: str | None = None,
 ) -> str | None:
-    """Read a secret from the variable or file a key alias names; never log its value."""
+    """Read a secret from the variable or file a key alias (or the ``owner`` named so in
+    messages, such as a remote signing provider) names; never log its value."""
+    owner = owner or f"key alias {alias!r}"
     if env_name:
         if env_name not in env:
-            raise ConfigError(f"key alias {alias!r}: {what} variable {env_name} is not set")
+            raise ConfigError(f"{owner}: {what} variable {env_name} is not set")
         return env[env_name]
     if file_name:
         try:
             return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(
-                f"key alias {alias!r}: cannot read {what} file {file_name}: {exc.strerror}"
+                f"{owner}: cannot read {what} file {file_name}: {exc.strerror}"
             ) from None
     return None
 
@@ -82,6 +89,7 @@ def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
             raise ConfigError(
                 f"key alias {kc.alias!r}: {', '.join(missing)} required for a pkcs11 key"
             )
+        assert kc.module and kc.token_label and kc.key_label  # checked just above
         if not (kc.pin_env or kc.pin_file):
             raise ConfigError(f"key alias {kc.alias!r}: pin_env or pin_file is required")
 
@@ -101,7 +109,16 @@ def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
             chain=tuple(c for f in chain for c in load_certificates(f)),
             jws_alg=kc.jws_alg,
         )
-    raise ConfigError(f"key alias {kc.alias!r}: unknown kind {kc.kind!r} (software or pkcs11)")
+    if kc.kind == "csc":
+        from kyso.keystore.csc import CscKey, csc_client
+
+        if not kc.credential_id:
+            raise ConfigError(f"key alias {kc.alias!r}: credential_id is required for a csc key")
+        client = csc_client(f"key alias {kc.alias!r}", kc, env)
+        return CscKey(kc.alias, client, kc.credential_id, kc.jws_alg)
+    raise ConfigError(
+        f"key alias {kc.alias!r}: unknown kind {kc.kind!r} (software, pkcs11 or csc)"
+    )
 
 
 def load_keystore(config: Config, env: Mapping[str, str] | None = None) -> Keystore:

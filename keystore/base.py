@@ -23,7 +23,7 @@ class KeyInfo:
     """What is public about a key alias."""
 
     alias: str
-    kind: Literal["software", "pkcs11"]
+    kind: Literal["software", "pkcs11", "csc"]
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]  # issuers, leaf excluded, as configured
     jws_alg: str  # "RS256", "PS256" or "ES256"

@@ -159,7 +159,7 @@ class Pkcs11Key(SigningKey):
         )
 
     @property
-    def info(self) -> KeyInfo:  # type: ignore[override]  # read from the token, lazily
+    def info(self) -> KeyInfo:  # type: ignore[override]  # read lazily: the token may be out
         """The certificate and what goes with it, read from the token on first use."""
         if self._info is None:
             with process_lock():

@@ -14,6 +14,9 @@ nothing is written: an impostor signature, or a timestamp authority that fails, 
 session as it was, usable again until it expires. A completed session keeps no documents, and
 a session is deleted a day after it expired (completing it is then ``not_found``).
 
+:func:`finish_session` is that second half, shared with the sessions a remote signing
+provider signs (:mod:`kyso.sessions.remote`), which kyso completes itself.
+
 Audit entries of a session name it in ``key`` as ``session:<id>``; the signature entries
 name the signer instead, by the RFC 4514 subject of the clinician's certificate, so that a
 record's history shows who signed it. Their ``detail`` holds the session id and the
@@ -28,6 +31,7 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from asn1crypto import x509
@@ -41,6 +45,7 @@ from kyso.errors import (
 )
 from kyso.keystore.base import Scheme
 from kyso.service import Actor, Kyso, sha256_hex
+from kyso.sessions.remote import store as remote_store
 from kyso.sessions.state import (
     MAX_DOCUMENTS,
     SESSION_LEVELS,
@@ -65,7 +70,7 @@ from kyso.signer.algorithms import (
     algorithm_for,
     check_signature,
 )
-from kyso.signer.archive_dates import extend_before
+from kyso.signer.archive_dates import async_extend_before
 from kyso.signer.bounds import PdfBounds, releasing_cycles
 from kyso.signer.external import PreparedPdf
 from kyso.signer.xml import PreparedXml, SignedXml, XmlSignOptions, finish_xml, prepare_xml
@@ -77,20 +82,19 @@ from kyso.trust.policy import async_check_signer_path
 def start_session(
     kyso: Kyso, actor: Actor, request: SessionRequest, reservation: Reservation | None = None
 ) -> tuple[StartedSession, AppendedEntry]:
-    """Check the chain, prepare every document, store the session and its audit entry
-    (with the fulfilment of ``reservation``, the caller's Idempotency-Key, if given)."""
-    if request.level not in SESSION_LEVELS:
-        raise InvalidRequest(
-            f"level must be B-B or B-T for a signing session, not {request.level!r}; B-LT and B-LTA "
-            "are not offered for two-step signing yet (extend the signed PDF afterwards)"
-        )
-    if request.level == "B-T" and kyso.timestamper is None:
-        raise InvalidRequest("B-T needs a timestamp authority; none is configured")
-    if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
-        raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
-    with releasing_cycles():
-        documents = asyncio.run(_check_and_prepare(kyso, request))
+    """Check the chain, prepare every document (one event loop), store the session and its
+    audit entry (with the fulfilment of ``reservation``, the caller's Idempotency-Key)."""
+    check_session_request(kyso, request)
+    kyso.check_may_add(actor, [d.record_id for d in request.documents])
     leaf = request.chain[0]
+
+    async def checked_and_prepared() -> tuple[PreparedDocument, ...]:
+        await async_check_signer_certificate(kyso, leaf, request.chain[1:])
+        algorithm = algorithm_for(leaf, request.rsa_scheme)
+        return await prepare_all(request, algorithm, kyso.pdf_bounds)
+
+    with releasing_cycles():
+        documents = asyncio.run(checked_and_prepared())
     session = StartedSession(
         secrets.token_urlsafe(24), time.time() + kyso.config.session_minutes * 60, documents
     )
@@ -123,6 +127,19 @@ def start_session(
     return session, appended
 
 
+def check_session_request(kyso: Kyso, request: SessionRequest) -> None:
+    """Refuse a level or a number of documents a session does not offer."""
+    if request.level not in SESSION_LEVELS:
+        raise InvalidRequest(
+            f"level must be B-B or B-T for a signing session, not {request.level!r}; B-LT and B-LTA "
+            "are not offered for two-step signing yet (extend the signed PDF afterwards)"
+        )
+    if request.level == "B-T" and kyso.timestamper is None:
+        raise InvalidRequest("B-T needs a timestamp authority; none is configured")
+    if not 1 <= len(request.documents) <= MAX_DOCUMENTS:
+        raise InvalidRequest(f"a session holds 1 to {MAX_DOCUMENTS} documents")
+
+
 async def async_check_signer_certificate(
     kyso: Kyso, leaf: x509.Certificate, issuers: Sequence[x509.Certificate]
 ) -> None:
@@ -135,15 +152,17 @@ async def async_check_signer_certificate(
     await kyso.async_check_not_revoked(leaf, issuers)
 
 
-async def _check_and_prepare(kyso: Kyso, request: SessionRequest) -> tuple[PreparedDocument, ...]:
-    """Check the clinician's certificate, then prepare every document: one event loop."""
+async def prepare_all(
+    request: SessionRequest, algorithm: Algorithm, bounds: PdfBounds
+) -> tuple[PreparedDocument, ...]:
+    """Prepare every document for the signer of ``request.chain``; a document that cannot be
+    prepared is refused with its index."""
     leaf, issuers = request.chain[0], request.chain[1:]
-    await async_check_signer_certificate(kyso, leaf, issuers)
-    algorithm = algorithm_for(leaf, request.rsa_scheme)
+    preparation = twostep.PdfPreparation(leaf, issuers, algorithm, request.level)
     prepared = []
     for index, doc in enumerate(request.documents):
         try:
-            prepared.append(await _prepare_one(doc, leaf, issuers, algorithm, request, kyso.pdf_bounds))
+            prepared.append(await _prepare_one(doc, preparation, algorithm, request, bounds))
         except KysoError as exc:
             raise type(exc)(f"documents[{index}]: {exc.detail}") from None
     return tuple(prepared)
@@ -151,15 +170,23 @@ async def _check_and_prepare(kyso: Kyso, request: SessionRequest) -> tuple[Prepa
 
 async def _prepare_one(
     doc: DocumentRequest,
-    leaf: x509.Certificate,
-    issuers: Sequence[x509.Certificate],
+    preparation: twostep.PdfPreparation,
     algorithm: Algorithm,
     request: SessionRequest,
     bounds: PdfBounds,
 ) -> PreparedDocument:
+    leaf, issuers = request.chain[0], request.chain[1:]
     if doc.kind == "pdf":
         pdf = await twostep.prepare_pdf(
-            doc.pdf, leaf, issuers, algorithm, request.level, request.reason, request.location, bounds
+            doc.pdf,
+            leaf,
+            issuers,
+            algorithm,
+            request.level,
+            request.reason,
+            request.location,
+            bounds,
+            preparation,
         )
         return PreparedDocument(
             doc.record_id,
@@ -210,6 +237,30 @@ def complete_session(
     the fulfilment of ``reservation``, the caller's Idempotency-Key, if given)."""
     row = open_session(kyso.db, actor.name, session_id)
     state = json.loads(bytes(row.state))
+    if "remote" in state:
+        raise InvalidRequest(
+            "this session is signed through a remote signing provider and kyso completes it "
+            f"itself; read its status with GET /api/v1/signing-sessions/{session_id}"
+        )
+    return finish_session(kyso, actor, session_id, state, signatures, reservation)
+
+
+def finish_session(
+    kyso: Kyso,
+    actor: Actor,
+    session_id: str,
+    state: dict[str, Any],
+    signatures: Sequence[bytes],
+    reservation: Reservation | None = None,
+    detail: dict[str, Any] | None = None,
+    conclude_remote: bool = False,
+) -> tuple[CompletedSession, list[AppendedEntry]]:
+    """Check every signature against the session's certificate, finish every document and
+    append its entries with the ``session.complete`` one (``detail`` added to it), claiming
+    the session in the same transaction: nothing is written unless everything succeeded.
+    ``reservation`` (an HTTP caller's Idempotency-Key) is fulfilled, and with
+    ``conclude_remote`` a remote session's transaction is concluded with its answer, in
+    that transaction too."""
     docs = state["documents"]
     if len(signatures) != len(docs):
         raise InvalidRequest(
@@ -223,30 +274,41 @@ def complete_session(
     ]
     level = state["level"]
     timestamper = kyso.timestamper if level == "B-T" else None
+
+    async def finished_and_dated() -> tuple[tuple[FinishedDocument, ...], list[datetime | None]]:
+        finished = await _finish_all(docs, checked, leaf, issuers, timestamper)
+        deadlines = [
+            await async_extend_before(doc.output.pdf, kyso.trust)
+            if isinstance(doc.output, twostep.SignedPdf)
+            else None
+            for doc in finished
+        ]
+        return finished, deadlines
+
     with releasing_cycles():
-        finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
+        finished, deadlines = asyncio.run(finished_and_dated())
     completed = CompletedSession(session_id, finished)
-    deadlines = [
-        extend_before(doc.output.pdf) if isinstance(doc.output, twostep.SignedPdf) else None
-        for doc in finished
-    ]
     drafts = [_sign_draft(actor, session_id, leaf, level, doc) for doc in finished]
     drafts.append(
         EntryDraft(
             action="session.complete",
             actor=actor.name,
             key=f"session:{session_id}",
-            detail={"session": session_id, "documents": len(finished)},
+            detail={"session": session_id, "documents": len(finished), **(detail or {})},
         )
     )
 
     with kyso.audit.appending() as batch:
+        kyso.check_may_add(actor, [doc.record_id for doc in finished], batch.conn)
         appended = [batch.append(draft) for draft in drafts]
         claim(batch.conn, session_id)
         for entry, doc, deadline in zip(appended, finished, deadlines, strict=False):
             register_signature(batch.conn, entry, doc.kind, level, deadline)
         if reservation is not None:
             fulfil(batch.conn, reservation, appended[-1].seq)
+        if conclude_remote:  # a remote session's answer, kept for GET .../<id>
+            answers = [doc.answer(entry) for doc, entry in zip(finished, appended, strict=False)]
+            remote_store.conclude(batch.conn, session_id, "completed", {"documents": answers})
     return completed, appended
 
 

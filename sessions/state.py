@@ -33,6 +33,15 @@ class DocumentRequest:
     payload: Any = None
     xml: bytes = b""
     profile: str | None = None
+    name: str | None = None  # what a remote signer's clinician sees on the phone
+
+
+@dataclass(frozen=True)
+class RemoteSignerRequest:
+    """A clinician who signs through a remote signing provider (``[[remote_signing]]``)."""
+
+    provider: str
+    user_id: str  # the clinician's id at the provider (citizen id): sent to it, never logged
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class SessionRequest:
     reason: str | None = None
     location: str | None = None
     rsa_scheme: str = "pkcs1v15"
+    signer: RemoteSignerRequest | None = None  # instead of ``chain``
+    description: str | None = None  # a remote signer's transaction, as the clinician sees it
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,16 @@ def claim(conn: Connection, session_id: str) -> None:
         raise SessionUsed("this signing session was completed already; start a new one")
 
 
+
+
+def find_session(db: Database, client: str | None, session_id: str) -> Any:
+    """The session whatever its state, refused if unknown or another client's."""
+    with db.reader.connect() as conn:
+        row = conn.execute(
+            select(signing_sessions).where(signing_sessions.c.id == session_id)
+        ).first()
+    if row is None:
+        raise NotFound(f"no signing session {session_id!r}")
+    if row.client != client:
+        raise Forbidden("this signing session was started by another client")
+    return row

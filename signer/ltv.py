@@ -29,7 +29,6 @@ from asn1crypto import cms
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign import fields
 from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 from pyhanko.sign.timestamps.api import TimeStamper
@@ -48,7 +47,7 @@ from pyhanko_certvalidator.path import ValidationPath
 
 from kyso.errors import InvalidPdf, InvalidRequest, KysoError, RevocationUnavailable, TsaUnavailable
 from kyso.signer.bounds import DEFAULT_BOUNDS, PdfBounds
-from kyso.signer.pades import check_pdf_envelope, open_pdf
+from kyso.signer.pades import check_pdf_envelope, field_text, open_pdf, signature_fields
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ async def async_extend_pdf(
         pdf=extended,
         sha256=hashlib.sha256(extended).hexdigest(),
         level=level,
-        signatures=tuple(emb.field_name for emb in signatures),
+        signatures=tuple(field_text(emb.field_name) for emb in signatures),
         archive_timestamp=archive,
         skipped=tuple(skipped),
     )
@@ -150,7 +149,7 @@ async def _write(
 
 def free_timestamp_name(reader: PdfFileReader) -> str:
     """The first ``TimestampN`` not used by any field of the document."""
-    used = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
+    used = {name for name, _, _ in signature_fields(reader)}
     n = 1
     while f"Timestamp{n}" in used:
         n += 1
@@ -179,7 +178,7 @@ def _signature_timestamps(emb: EmbeddedPdfSignature) -> list[cms.SignedData]:
 def _require_timestamps(signatures: list[EmbeddedPdfSignature]) -> None:
     """B-LT builds on B-T: a signature without a signature timestamp cannot be extended
     (its CMS is covered by nothing that could hold one later)."""
-    bare = [emb.field_name for emb in signatures if not _signature_timestamps(emb)]
+    bare = [field_text(emb.field_name) for emb in signatures if not _signature_timestamps(emb)]
     if bare:
         raise InvalidRequest(
             f"signature(s) {', '.join(bare)} have no signature timestamp (B-B); only B-T "

@@ -141,9 +141,26 @@ def open_pdf(data: bytes, bounds: PdfBounds = DEFAULT_BOUNDS) -> PdfFileReader:
     return reader
 
 
+def signature_fields(reader: PdfFileReader, filled_status: bool | None = None) -> list:
+    """The signature fields, ``(name, value, field reference)``, as pyHanko enumerates
+    them; a form tree that cannot be walked (a field that is its own kid) is InvalidPdf."""
+    try:
+        return list(fields.enumerate_sig_fields(reader, filled_status=filled_status))
+    except _READ_ERRORS as exc:
+        raise InvalidPdf(f"the PDF's form fields cannot be read: {exc}") from None
+
+
+def field_text(name: object) -> str:
+    """A field name as text: pyHanko hands over a byte string for a name that does not
+    decode as a PDF text string (a NUL byte, say); it is read as Latin-1 then."""
+    if isinstance(name, bytes):
+        return name.decode("latin-1")
+    return str(name)
+
+
 def free_field_name(reader: PdfFileReader) -> str:
     """The first ``SignatureN`` not used by any field of the document."""
-    used = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
+    used = {name for name, _, _ in signature_fields(reader)}
     n = 1
     while f"Signature{n}" in used:
         n += 1
@@ -152,7 +169,7 @@ def free_field_name(reader: PdfFileReader) -> str:
 
 def _field_state(reader: PdfFileReader, name: str) -> bool | None:
     """True if the field exists and is signed, False if empty, None if absent."""
-    for fname, value, _ in fields.enumerate_sig_fields(reader, filled_status=None):
+    for fname, value, _ in signature_fields(reader):
         if fname == name:
             return value is not None
     return None
@@ -185,7 +202,7 @@ async def async_sign_pdf(
     state = _field_state(reader, field)
     if options.field and state:
         raise InvalidRequest(f"signature field {field!r} is already signed")
-    if options.certify and any(True for _ in fields.enumerate_sig_fields(reader, filled_status=True)):
+    if options.certify and signature_fields(reader, filled_status=True):
         raise InvalidRequest("certify is only possible on the first signature of a document")
     _check_certification(reader, options.visible and state is None)
     if options.visible and state is None:

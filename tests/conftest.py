@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from csc_server import CscService, start_csc_service
 from support import Service, make_config
 from verifiers import make_nss_db
 
@@ -50,3 +51,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     yield Service(kyso, app.test_client(), keys)
     kyso.close()
 
+
+
+@pytest.fixture(scope="session")
+def csc_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CscService]:
+    """certomancer-csc-dummy on a free loopback port over a PKI made now (TEST ONLY keys);
+    a test that turns its knobs resets them (``CscService.reset``)."""
+    service = start_csc_service(tmp_path_factory.mktemp("csc"))
+    yield service
+    service.stop()

@@ -96,3 +96,7 @@ def config_env(tmp_path: Path, toml: str) -> dict[str, str]:
     path = tmp_path / "kyso.toml"
     path.write_text("dev_pki = true\n" + toml)
     return {"KYSO_CONFIG": str(path)}
+def dev_api_keys(data_dir: Path) -> dict[str, str]:
+    """The API keys of the dev clients a first ``kyso serve`` wrote, by client name."""
+    lines = (data_dir / "dev-api-keys.txt").read_text().splitlines()
+    return {line.split()[0]: line.split()[-1] for line in lines if line.strip() and not line.startswith("#")}

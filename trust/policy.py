@@ -88,14 +88,19 @@ def usage_problem(cert: x509.Certificate) -> str | None:
     """Why the certificate is not meant for signing documents, or None."""
     try:
         SIGNER_KEY_USAGE.validate(cert)
-    except InvalidCertificateError as exc:
+    except InvalidCertificateError:
         usages = sorted(cert.key_usage_value.native) if cert.key_usage_value is not None else []
-        purposes = (
-            sorted(cert.extended_key_usage_value.native)
-            if cert.extended_key_usage_value is not None
-            else []
+        if not {"digital_signature", "non_repudiation"} & set(usages):
+            return (
+                f"its key usage ({', '.join(usages) or 'none'}) allows neither "
+                "digitalSignature nor nonRepudiation"
+            )
+        purposes = cert.extended_key_usage_value.native if cert.extended_key_usage_value else []
+        return (
+            f"its extended key usage ({', '.join(purposes)}) covers no document signing "
+            "(documentSigning, emailProtection, clientAuth or anyExtendedKeyUsage): "
+            "a timestamp authority's or a web server's certificate does not sign records"
         )
-        return f"{exc.failure_msg} (key usage {usages}, extended key usage {purposes})"
     return None
 
 

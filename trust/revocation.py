@@ -8,7 +8,8 @@ Two sources, chosen by the configuration:
   never calls itself (a single-threaded server would wait on its own request). The same
   responder serves ``/pki`` for outside validators (pdfsig, OpenSSL).
 - **the certificates' own URLs** otherwise: CRLs from the CRL distribution points and OCSP
-  from the AIA, fetched with a timeout (``[trust] fetch_timeout_seconds``).
+  from the AIA of a path that reached a trust anchor, fetched under the limits of
+  :mod:`kyso.trust.fetching` (``[trust] fetch_*``).
 
 :class:`RevocationChecker` answers "may this certificate sign now?" before every signature,
 and remembers the answer for ``[trust] revocation_cache_seconds`` (an unknown status only

@@ -7,7 +7,8 @@ the store keeps the roots as DER and hands each caller objects of its own
 under a lock, for callers that only read them.
 
 Every pyhanko-certvalidator ``ValidationContext`` in kyso is made here, so that what may be
-fetched, from where, is decided in one place.
+fetched, from where, is decided in one place: nothing, unless a context is given a
+:class:`~kyso.trust.fetching.FetchSession` (revocation data only, under its limits).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Protocol
 
 from asn1crypto import pem, x509
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 
 from kyso.errors import ConfigError
+from kyso.trust.fetching import FetchPolicy, FetchSession
 
 
 class CrlIssuer(Protocol):
@@ -60,18 +61,22 @@ class TrustStore:
     """The trust anchors (DER) and how revocation data is obtained for them.
 
     ``in_process``: CRLs issued in this process (the dev PKI), used instead of any fetch.
-    ``fetch_timeout``: per request, when fetching is allowed at all.
+    ``fetch_policy``: where and how much revocation data may be fetched otherwise.
     """
 
     root_ders: tuple[bytes, ...]
     in_process: CrlIssuer | None = None
-    fetch_timeout: float = 10.0
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
     _shared: tuple[x509.Certificate, ...] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_patterns(
-        cls, patterns: Iterable[str], *, in_process: CrlIssuer | None = None, fetch_timeout: float = 10.0
+        cls,
+        patterns: Iterable[str],
+        *,
+        in_process: CrlIssuer | None = None,
+        fetch_policy: FetchPolicy | None = None,
     ) -> TrustStore:
         """Read ``[trust] roots`` (files or globs); a file that does not parse is a ConfigError."""
         ders: list[bytes] = []
@@ -81,7 +86,7 @@ class TrustStore:
                     ders.extend(cert.dump() for cert in load_certificates(path))
                 except (OSError, ValueError) as exc:
                     raise ConfigError(f"[trust] roots: cannot read {path}: {exc}") from None
-        return cls(tuple(dict.fromkeys(ders)), in_process=in_process, fetch_timeout=fetch_timeout)
+        return cls(tuple(dict.fromkeys(ders)), in_process, fetch_policy or FetchPolicy())
 
     def __bool__(self) -> bool:
         return bool(self.root_ders)
@@ -104,21 +109,32 @@ class TrustStore:
     def path_context(
         self, intermediates: Sequence[x509.Certificate] = (), moment: datetime | None = None
     ) -> ValidationContext:
-        """Path building only: no revocation, no fetching."""
+        """Path building only: no revocation, no fetching. The anchors are the shared ones
+        (parsed once): building a path only reads them."""
         return ValidationContext(
-            trust_roots=self.roots(),
+            trust_roots=list(self.shared_roots()),
             other_certs=[fresh(c) for c in intermediates],
             moment=moment,
             allow_fetching=False,
             revocation_mode="soft-fail",
         )
 
+    def in_process_crls(self) -> list[bytes]:
+        """Fresh CRLs of the in-process source (the dev PKI); none without one."""
+        return self.in_process.crls() if self.in_process is not None else []
+
     def revocation_context(
-        self, other_certs: Iterable[x509.Certificate] = (), *, require: bool = True
+        self,
+        other_certs: Iterable[x509.Certificate] = (),
+        *,
+        require: bool = True,
+        session: FetchSession | None = None,
     ) -> ValidationContext:
         """Now, with revocation data: issued in process when there is such a source,
-        else fetched from the certificates' CRL and OCSP URLs. ``require``: every
-        certificate below the anchor needs an answer. Close it (``await context.aclose()``)."""
+        else fetched from the CRL and OCSP URLs of the certificates of a path that reached
+        an anchor, under ``session`` (a new one of the store's policy when None).
+        ``require``: every certificate below the anchor needs an answer. Close it
+        (``await context.aclose()``)."""
         mode = "require" if require else "soft-fail"
         others = [fresh(c) for c in other_certs]
         if self.in_process is not None:
@@ -129,12 +145,13 @@ class TrustStore:
                 crls=self.in_process.crls(),
                 allow_fetching=False,
             )
+        session = session or self.fetch_policy.start()
         return ValidationContext(
             trust_roots=self.roots(),
             other_certs=others,
             revocation_mode=mode,
-            allow_fetching=True,
-            fetcher_backend=RequestsFetcherBackend(per_request_timeout=self.fetch_timeout),
+            allow_fetching=session is not None,
+            fetcher_backend=session.backend() if session is not None else None,
         )
 
 
@@ -146,18 +163,20 @@ def verification_context(
     *,
     moment: datetime | None,
     require_revocation: bool,
-    fetch: bool,
+    fetch: FetchSession | None = None,
     retroactive: bool = False,
 ) -> ValidationContext:
     """The context a verification runs in: the settings' anchors, what the document and the
-    caller supplied (certificates, CRLs, OCSP responses), at ``moment``."""
+    caller supplied (certificates, CRLs, OCSP responses), at ``moment``; revocation data
+    fetched under ``fetch`` when given (nothing is fetched otherwise)."""
     return ValidationContext(
         trust_roots=list(trust_roots),
         other_certs=list(certs),
         crls=list(crls),
         ocsps=list(ocsps),
         moment=moment,
-        allow_fetching=fetch,
+        allow_fetching=fetch is not None,
+        fetcher_backend=fetch.backend() if fetch is not None else None,
         revocation_mode="require" if require_revocation else "soft-fail",
         retroactive_revinfo=retroactive,
     )

@@ -39,6 +39,9 @@ REPLY_CONTENT_TYPE = "application/timestamp-reply"
 # Imprint algorithms we accept, with their digest sizes; anything else is badAlg.
 ACCEPTED_HASHES = {"sha256": 32, "sha384": 48, "sha512": 64}
 ACCURACY_SECONDS = 1
+# A TimeStampReq is about 60 to 120 bytes; nonces are 64-bit in practice (OpenSSL, pyHanko).
+MAX_QUERY_BYTES = 4096
+MAX_NONCE_BYTES = 32
 
 Clock = Callable[[], datetime]
 
@@ -92,7 +95,8 @@ class TimestampAuthority:
         """The DER ``TimeStampResp`` for a DER ``TimeStampReq``; never raises on bad input.
 
         A query we cannot serve gets ``rejection`` with one failInfo bit: badDataFormat
-        (not a query, wrong digest length), badRequest (unknown version), badAlg (imprint
+        (not a DER query of at most :data:`MAX_QUERY_BYTES` bytes, a nonce over
+        :data:`MAX_NONCE_BYTES` bytes, wrong digest length), badRequest (unknown version), badAlg (imprint
         not SHA-256/384/512), unacceptedPolicy, unacceptedExtension; a key that cannot
         sign now gets systemFailure.
         """
@@ -151,6 +155,8 @@ class TimestampAuthority:
             raise _Rejection("unaccepted_policy", f"this TSA only issues under {self.policy_oid}")
         if query["extensions"].native:
             raise _Rejection("unaccepted_extensions", "this TSA accepts no request extensions")
+        if query["nonce"].native is not None and len(query["nonce"].contents) > MAX_NONCE_BYTES:
+            raise _Rejection("bad_data_format", f"the nonce may have at most {MAX_NONCE_BYTES} bytes")
         # Echo the imprint byte for byte (RFC 3161 2.4.2), whatever its NULL parameters.
         return tsp.MessageImprint.load(imprint.dump())
 
@@ -228,13 +234,25 @@ class TimestampAuthority:
 
 
 def _parse_query(query_der: bytes) -> tsp.TimeStampReq:
-    """Parse a DER TimeStampReq completely, or reject it as badDataFormat."""
+    """Parse a DER TimeStampReq completely, or reject it as badDataFormat: too long, not
+    a TimeStampReq, or BER that is not DER (indefinite or long-form lengths, a default
+    value spelt out, ...), which RFC 3161 does not allow and a signer must not echo."""
+    if len(query_der) > MAX_QUERY_BYTES:
+        raise _Rejection("bad_data_format", f"a TimeStampReq has at most {MAX_QUERY_BYTES} bytes")
     try:
         query = tsp.TimeStampReq.load(query_der, strict=True)
         _ = query.native  # asn1crypto parses lazily: force every field now, not mid-signing
+        der = query.dump(force=True) == query_der  # re-encoded as DER from the values
     except Exception as exc:  # asn1crypto raises ValueError, TypeError, OverflowError, ...
         raise _Rejection("bad_data_format", "the body is not a DER TimeStampReq") from exc
-    return query
+    if not der:
+        raise _Rejection("bad_data_format", "the TimeStampReq is not DER-encoded (RFC 3161 2.4.1)")
+    return tsp.TimeStampReq.load(query_der, strict=True)
+
+
+def too_large() -> bytes:
+    """The TimeStampResp for a body longer than :data:`MAX_QUERY_BYTES` (left unread)."""
+    return _rejection("bad_data_format", f"a TimeStampReq has at most {MAX_QUERY_BYTES} bytes")
 
 
 def _rejection(fail_info: str, text: str) -> bytes:

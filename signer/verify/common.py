@@ -1,12 +1,17 @@
 """What PDF and JSON verification share: the signer's certificate chain, its revocation
 status, and the verdict built from them.
 
-The chain is judged with pyhanko-certvalidator in up to two passes. The first requires
-revocation data (CRL or OCSP) for every certificate below the trust anchor, fetched online
-when the settings allow it; if it succeeds the revocation status is ``good``. If it fails
-only for want of revocation data, a second pass checks the same chain with whatever data is
-at hand but without requiring any; when that succeeds the chain is trusted and the status is
-``unknown``, which ``revocation = "require"`` turns into ``INDETERMINATE``/``TRY_LATER``.
+The chain is judged with pyhanko-certvalidator in up to three passes. The first requires
+revocation data (CRL or OCSP) for every certificate below the trust anchor and fetches
+nothing: a certificate that does not chain to a configured root through the certificates at
+hand fails here, and nothing is ever fetched on its behalf. If the chain reached a root and
+only revocation data was missing, the second pass fetches it, when the settings allow, from
+the CRL and OCSP addresses of that chain's certificates (:mod:`kyso.trust.fetching`: no
+issuer certificates, allowed hosts only, short timeouts, one budget per verification); if
+either pass succeeds the revocation status is ``good``. If revocation data is still
+missing, a last pass checks the same chain with whatever data is at hand but without
+requiring any; when that succeeds the chain is trusted and the status is ``unknown``, which
+``revocation = "require"`` turns into ``INDETERMINATE``/``TRY_LATER``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from asn1crypto import x509
-from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import (
     DisallowedAlgorithmError,
@@ -31,12 +35,11 @@ from pyhanko_certvalidator.errors import (
 
 from kyso.signer.verify import report as r
 from kyso.signer.verify.report import TimestampInfo, VerifySettings, iso_utc
+from kyso.trust.fetching import FetchSession
+from kyso.trust.policy import SIGNER_KEY_USAGE, usage_problem
+from kyso.trust.store import verification_context
 
-# A signer certificate must allow signing: digitalSignature or nonRepudiation (either will
-# do: organisation seals often carry only the first, clinicians' certificates the second).
-SIGNER_KEY_USAGE = KeyUsageConstraints(
-    key_usage=frozenset({"digital_signature", "non_repudiation"}), match_all_key_usages=False
-)
+__all__ = ["SIGNER_KEY_USAGE", "ChainResult", "KnownData", "assess_chain", "assess_signer"]
 
 
 @dataclass(frozen=True)
@@ -65,21 +68,21 @@ def validation_context(
     known: KnownData,
     *,
     require_revocation: bool,
-    fetch: bool,
+    fetch: FetchSession | None = None,
     moment: datetime | None = None,
     retroactive: bool = False,
 ) -> ValidationContext:
     """A pyhanko-certvalidator context trusting ``settings.trust_roots`` at ``moment``
-    (default: the settings' validation time, or now)."""
-    return ValidationContext(
-        trust_roots=list(settings.trust_roots),
-        other_certs=list(known.certs),
-        crls=list(known.crls),
-        ocsps=list(known.ocsps),
+    (default: the settings' validation time, or now), fetching under ``fetch`` if given."""
+    return verification_context(
+        settings.trust_roots,
+        known.certs,
+        known.crls,
+        known.ocsps,
         moment=moment or settings.validation_time,
-        allow_fetching=fetch,
-        revocation_mode="require" if require_revocation else "soft-fail",
-        retroactive_revinfo=retroactive,
+        require_revocation=require_revocation,
+        fetch=fetch,
+        retroactive=retroactive,
     )
 
 
@@ -105,10 +108,14 @@ async def _validate_once(cert: x509.Certificate, context: ValidationContext) -> 
             ).async_validate_path()
         except InvalidCertificateError as exc:  # a self-signed signer outside the trust roots
             return ChainResult(False, "unknown", r.NO_CERTIFICATE_CHAIN_FOUND, exc.failure_msg)
-        try:
-            SIGNER_KEY_USAGE.validate(cert)
-        except InvalidCertificateError as exc:
-            return ChainResult(False, "unknown", r.CHAIN_CONSTRAINTS_FAILURE, exc.failure_msg)
+        # The policy kyso signs under (kyso.trust.policy): a TSA's or a web server's
+        # certificate has a valid path too, but it was not issued to sign documents.
+        problem = usage_problem(cert)
+        if problem is not None:
+            return ChainResult(
+                False, "unknown", r.CHAIN_CONSTRAINTS_FAILURE,
+                f"the signer certificate is not meant for signing documents: {problem}",
+            )  # fmt: skip
         return ChainResult(True, "good", path=tuple(path.iter_certs(include_root=False)))
     except PathBuildingError as exc:
         return ChainResult(
@@ -142,34 +149,36 @@ async def assess_chain(
     retroactive: bool = False,
 ) -> ChainResult:
     """Validate ``cert``'s path at ``moment``: first requiring revocation data for every
-    certificate (``good``), then, if only that was missing, without (``unknown``)."""
-    fetch = settings.fetching and moment is None
-    strict = await _validate_once(
-        cert,
-        validation_context(
-            settings,
-            known,
-            require_revocation=True,
-            fetch=fetch,
-            moment=moment,
+    certificate (``good``), from what is at hand, then fetched for a chain that reached a
+    root, then, if only that was missing, without (``unknown``)."""
+
+    async def strict(fetch: FetchSession | None) -> ChainResult:
+        context = validation_context(
+            settings, known, require_revocation=True, fetch=fetch, moment=moment,
             retroactive=retroactive,
-        ),
-    )
-    if strict.problem != r.TRY_LATER:
-        return strict
+        )  # fmt: skip
+        return await _validate_once(cert, context)
+
+    offline = await strict(None)
+    session = settings.fetch_session if settings.fetching and moment is None else None
+    if offline.problem != r.TRY_LATER or session is None:
+        online = offline
+    else:
+        online = await strict(session)  # the chain reached a root: only revocation data lacks
+    if online.problem != r.TRY_LATER:
+        return online
     lenient = await _validate_once(
         cert,
         validation_context(
             settings,
             known,
             require_revocation=False,
-            fetch=False,
             moment=moment,
             retroactive=retroactive,
         ),
     )
     if lenient.trusted:
-        return replace(lenient, revocation="unknown", message=strict.message)
+        return replace(lenient, revocation="unknown", message=online.message)
     return lenient
 
 

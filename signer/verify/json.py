@@ -99,6 +99,7 @@ async def async_verify_json(
     ``payload`` is the JSON value the JWS signs, required when the JWS is detached (no
     ``payload`` member) and compared with the JWS's own otherwise; ``None`` means none was
     sent. ``registered``, when given, is called with ``[SHA-256 of the signature member]``."""
+    settings = settings.for_one_run()
     parsed = parse_jws(jws)
     payload_b64, document_sha256, mismatch = _payload(parsed, payload)
     certs = _x5c(parsed.protected)
@@ -341,7 +342,7 @@ async def _timestamp(
         return None, f"the etsiU sigTst timestamp cannot be read: {exc.__class__.__name__} {exc}"
     if token_der is None:
         return None, None
-    context = make_context(settings, KnownData.of(settings), require_revocation=False, fetch=False)
+    context = make_context(settings, KnownData.of(settings), require_revocation=False)
     signature_ascii = parsed.signature_b64.encode("ascii")
     try:
         signed_data = cms.ContentInfo.load(token_der)["content"]

@@ -3,11 +3,10 @@
 pyHanko's classic validation (``async_validate_pdf_signature``) gives, per signature, the
 integrity of the signed bytes, the signature value, the coverage of the byte range, the
 difference analysis of later revisions and the signature timestamp. The signer's chain and
-its revocation status are judged by :mod:`kyso.signer.verify.common`, the same way as for
-JSON. A signer certificate that has expired by the validation time is given a second chance
-with pyHanko's ``ades_lta_validation`` when document timestamps cover the signature (PAdES
-B-LTA), then as of its valid signature timestamp with the DSS's revocation data (B-LT,
-ETSI EN 319 102-1 5.5).
+its revocation status are judged by :mod:`kyso.signer.verify.common`, as for JSON. An
+expired signer certificate gets a second chance with pyHanko's ``ades_lta_validation`` when
+document timestamps cover the signature (B-LTA), then as of its valid signature timestamp
+with the DSS's revocation data (B-LT, ETSI EN 319 102-1 5.5).
 
 Decisions, in this order (ETSI EN 319 102-1 names):
 
@@ -20,10 +19,10 @@ Decisions, in this order (ETSI EN 319 102-1 names):
 - then the chain, revocation and timestamp (:func:`~kyso.signer.verify.common.judge_signer`).
 
 A signature that pyHanko cannot process at all (broken CMS, unknown SubFilter, ...) is
-``TOTAL_FAILED``/``FORMAT_FAILURE`` with a ``message``; hostile input never raises anything
-but :class:`~kyso.errors.InvalidPdf` or :class:`~kyso.errors.EncryptedPdf` for the file as a
-whole. Document timestamps are not reported as signatures; a valid one that covers the DSS
-data of a signature makes that signature ``B-LTA``.
+``TOTAL_FAILED``/``FORMAT_FAILURE`` with a ``message``; hostile input raises nothing but
+:class:`~kyso.errors.InvalidPdf` or :class:`~kyso.errors.EncryptedPdf` for the whole file.
+Document timestamps are not reported as signatures; a valid one covering a signature's DSS
+data makes that signature ``B-LTA``.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 
 from kyso.errors import InvalidPdf, KysoError
 from kyso.signer.bounds import PdfBounds
-from kyso.signer.pades import check_pdf_envelope, open_pdf
+from kyso.signer.pades import check_pdf_envelope, field_text, open_pdf
 from kyso.signer.verify import report as r
 from kyso.signer.verify.common import (
     SIGNER_KEY_USAGE,
@@ -98,6 +97,7 @@ async def async_verify_pdf(
     ``registered``, when given, is called once per signature with the SHA-256 (hex) of each
     prefix of the file that ends a revision at or after that signature's (see
     :func:`revision_candidates`), and its answer becomes the signature's ``registered``."""
+    settings = settings.for_one_run()
     reader = _open(data, settings.pdf_bounds)
     signatures, doc_timestamps = _collect(reader)
     dss = read_dss(reader)
@@ -140,7 +140,8 @@ def _collect(reader: PdfFileReader) -> tuple[list[_Found], list[EmbeddedPdfSigna
         fields = list(enumerate_sig_fields(reader, filled_status=True))
     except Exception as exc:  # the AcroForm of a hostile file can break the reader anywhere
         raise InvalidPdf(f"the PDF's signature fields cannot be read: {exc}") from None
-    for name, sig_obj, sig_field in fields:
+    for raw_name, sig_obj, sig_field in fields:
+        name = field_text(raw_name)
         is_timestamp = False
         try:
             is_timestamp = sig_obj.get_object().get("/Type") == "/DocTimeStamp"
@@ -172,7 +173,7 @@ class _DocTimestamp:
 async def _doc_timestamp(emb: EmbeddedPdfSignature, settings: VerifySettings) -> _DocTimestamp:
     """Whether a document timestamp is sound and trusted, and the DSS it covers."""
     context = validation_context(
-        settings, KnownData.of(settings), require_revocation=False, fetch=False
+        settings, KnownData.of(settings), require_revocation=False
     )
     try:
         status = await async_validate_pdf_timestamp(emb, validation_context=context)
@@ -220,7 +221,7 @@ async def _validate(
     doc_timestamps: list[_DocTimestamp],
 ) -> SignatureReport:
     known = _known(emb, settings, dss)
-    context = validation_context(settings, known, require_revocation=False, fetch=False)
+    context = validation_context(settings, known, require_revocation=False)
     try:
         status = await async_validate_pdf_signature(
             emb, signer_validation_context=context, key_usage_settings=SIGNER_KEY_USAGE

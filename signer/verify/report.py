@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from asn1crypto import x509
 
 from kyso.signer.bounds import PdfBounds
+from kyso.trust.fetching import FetchPolicy, FetchSession
 
 TOTAL_PASSED = "TOTAL_PASSED"
 INDETERMINATE = "INDETERMINATE"
@@ -81,7 +82,9 @@ class VerifySettings:
     ``INDETERMINATE``/``TRY_LATER``). ``validation_time`` ``None`` means now; another moment
     validates as of then, from the data at hand only (no fetching: pyhanko-certvalidator
     cannot fetch for a point in time). ``allow_fetching`` fetches CRLs and OCSP responses
-    named in the certificates when validating now. ``crls`` and ``ocsps`` (DER) are
+    named in the certificates of a chain that reached a trust root when validating now,
+    under ``fetch_policy``; each verification has its own allowance of it
+    (:meth:`for_one_run`, ``fetch_session``). ``crls`` and ``ocsps`` (DER) are
     revocation data the caller already holds, used together with what the document carries.
     """
 
@@ -92,6 +95,8 @@ class VerifySettings:
     crls: tuple[bytes, ...] = ()
     ocsps: tuple[bytes, ...] = ()
     pdf_bounds: PdfBounds = field(default_factory=PdfBounds)  # what one PDF may cost
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+    fetch_session: FetchSession | None = None
 
     def __post_init__(self) -> None:
         if self.revocation not in ("soft-fail", "require"):
@@ -107,6 +112,13 @@ class VerifySettings:
     def fetching(self) -> bool:
         """Whether revocation data may be fetched online in this verification."""
         return self.allow_fetching and self.validation_time is None
+
+    def for_one_run(self) -> VerifySettings:
+        """These settings with an allowance of fetches of its own, for one verification
+        (kept when the caller gave one)."""
+        if not self.fetching or self.fetch_session is not None:
+            return self
+        return replace(self, fetch_session=self.fetch_policy.start())
 
 
 def iso_utc(moment: datetime | None) -> str | None:

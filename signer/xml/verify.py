@@ -102,6 +102,7 @@ async def async_verify_xml(
 ) -> Report:
     """The validation report of every XML Signature in ``data`` (hostile or malformed XML:
     :class:`~kyso.errors.InvalidXml`)."""
+    settings = settings.for_one_run()  # one allowance of fetches for the whole document
     check_libxml2()
     tree = parse_xml(data)
     ids = ids_of(tree)
@@ -225,7 +226,7 @@ async def _timestamp(parts: SignatureParts, settings: VerifySettings) -> tuple[T
     except (binascii.Error, ValueError) as exc:
         return None, f"the SignatureTimeStamp is not a base64 RFC 3161 token: {exc}"
     covered = dsig.canonicalize(parts.element.find(ds("SignatureValue")), algorithm)
-    context = make_context(settings, KnownData.of(settings), require_revocation=False, fetch=False)
+    context = make_context(settings, KnownData.of(settings), require_revocation=False)
     try:
         kwargs = await validate_tst_signed_data(signed_data, context, lambda algo: hashlib.new(algo, covered).digest())
         status = TimestampSignatureStatus(**kwargs)

@@ -11,7 +11,7 @@ PDF = corpus_pdfs()[3].read_bytes()
 
 def sign(service: Service, key: str, client: str = "his", data: bytes = PDF, level: str = "B-T"):
     return service.client.post(
-        f"/api/v1/sign/pdf?key=hospital-seal&level={level}&record_id=idem/1",
+        f"/api/v1/sign/pdf?key=hospital-seal&level={level}&record_id=idem/{client}",  # a record each
         data=data,
         headers={**service.auth(client), "Content-Type": "application/pdf", "Idempotency-Key": key},
     )

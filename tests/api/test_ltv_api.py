@@ -145,9 +145,9 @@ def test_a_production_service_fetches_ocsp_over_loopback_for_b_lt(
     ltv_pki: LtvPki, tmp_path: Path, ltv_nssdb: str
 ) -> None:
     """dev_pki off: revocation data comes from the URLs in the certificates (here the
-    generated PKI's server), the timestamp from a TSA URL."""
+    generated PKI's server on loopback, which must be allowed), the timestamp from a TSA URL."""
     toml = ltv_pki.key_toml("lab-seal") + (
-        f'[trust]\nroots = ["{ltv_pki.root_pem}"]\nrevocation = "require"\n'
+        f'[trust]\nroots = ["{ltv_pki.root_pem}"]\nrevocation = "require"\nfetch_allow_private = true\n'
         f'[tsa]\nurls = ["{ltv_pki.base_url}/tsa"]\nbuiltin = false\n'
     )
     service = open_service(ltv_pki, tmp_path / "prod", toml, dev_pki=False)

@@ -273,7 +273,10 @@ def test_a_revocation_status_is_remembered_until_it_is_stale(ltv_pki: LtvPki) ->
 
 
 def _production(pki: LtvPki, data_dir: Path, revocation: str) -> Service:
-    toml = f'[trust]\nroots = ["{pki.root_pem}"]\nrevocation = "{revocation}"\nfetch_timeout_seconds = 2\n'
+    toml = (
+        f'[trust]\nroots = ["{pki.root_pem}"]\nrevocation = "{revocation}"\nfetch_timeout_seconds = 2\n'
+        "fetch_allow_private = true\n"  # the generated PKI serves its CRLs and OCSP on loopback
+    )
     return open_service(pki, data_dir, toml, dev_pki=False)
 
 

@@ -28,6 +28,7 @@ from kyso.signer.cms import KeystoreSigner
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
 from kyso.signer.verify.pdf import revision_candidates, verify_pdf
 from kyso.signer.verify.report import VerifySettings
+from kyso.trust.fetching import FetchPolicy
 
 CORPUS = str(SHARED_CORPUS / "pdf")
 MINIMAL = f"{CORPUS}/001-trivial/minimal-document.pdf"
@@ -445,7 +446,8 @@ def test_revocation_is_fetched_from_the_crl_distribution_point(
 ):
     root, key, make_crl = fetching_pki
     data = sign(unsigned, key, "B-B")
-    online = VerifySettings((root,), allow_fetching=True)
+    # The CRL server is on loopback, which only an explicit policy allows.
+    online = VerifySettings((root,), allow_fetching=True, fetch_policy=FetchPolicy(allow_private=True))
     crl_server.content = None  # the CRL cannot be fetched
     down = only(verify_pdf(data, online))
     assert (down.indication, down.revocation) == ("TOTAL_PASSED", "unknown")

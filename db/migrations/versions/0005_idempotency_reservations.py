@@ -5,8 +5,8 @@ its audit transaction, and answered after the commit (:mod:`kyso.db.reservations
 names the claim and ``audit_seq`` the entry that fulfilled it. Rows kept before this
 revision are answers, and stay valid.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

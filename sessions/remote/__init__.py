@@ -1,0 +1,1 @@
+"""Signing sessions whose clinician signs remotely, on a phone (SPEC section 10)."""
