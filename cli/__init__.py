@@ -97,7 +97,7 @@ def clients_list(ctx: click.Context) -> None:
     """List clients with their roles and granted keys."""
     kyso = service_of(ctx)
     try:
-        for c in kyso.db.clients.list():
+        for c in kyso.clients.list():
             state = "revoked" if c.revoked else "active"
             click.echo(f"{c.name}\t{c.role}\t{state}\t{','.join(c.keys) or '-'}")
     finally:

@@ -14,7 +14,7 @@ DEV_CLIENTS = (("dev-his", "his", DEV_KEY_ALIASES), ("dev-auditor", "auditor", (
 def ensure_dev_clients(kyso: Kyso) -> Path | None:
     """With no clients at all, create ``dev-his`` (every dev key) and ``dev-auditor`` and
     write their API keys to ``$KYSO_DATA_DIR/dev-api-keys.txt`` (mode 0600)."""
-    if not kyso.config.dev_pki or kyso.db.clients.count() > 0:
+    if not kyso.config.dev_pki or kyso.clients.count() > 0:
         return None
     path = kyso.config.data_dir / "dev-api-keys.txt"
     lines = ["# kyso dev API keys (DEV ONLY). Use: Authorization: Bearer <key>"]
