@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from kyso.config import Config, load_config
 from kyso.service import Kyso
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CORPUS = SHARED / "corpus"
-VECTORS = SHARED / "vectors"
+# Everything the suite reads lives in the checkout (tests/data) or in the virtual environment.
+DATA = Path(__file__).resolve().parent / "data"
+CORPUS = DATA / "corpus"
+VECTORS = DATA / "vectors"
+# kyso's console script in the virtual environment that runs the tests, as a user runs it
+# (not resolved: the interpreter is a symbolic link out of the environment).
+KYSO = str(Path(sys.executable).parent / "kyso")
 
 
 @dataclass
@@ -29,8 +34,13 @@ def make_config(data_dir: Path, **overrides: object) -> Config:
 
 
 def corpus_pdfs() -> list[Path]:
-    return sorted((CORPUS / "pdf").glob("*/*.pdf"))
+    found = sorted((CORPUS / "pdf").glob("*/*.pdf"))
+    # Counted, so that a missing folder fails the suite instead of emptying a parametrisation.
+    assert len(found) == 31, f"the PDF corpus under {CORPUS} is incomplete"
+    return found
 
 
 def corpus_records() -> list[Path]:
-    return sorted((CORPUS / "records").glob("*.json"))
+    found = sorted((CORPUS / "records").glob("*.json"))
+    assert len(found) == 3, f"the JSON records under {CORPUS} are incomplete"
+    return found
