@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from support import KYSO
 
 
 def free_port() -> int:
@@ -41,7 +42,7 @@ def kyso_serve(data_dir: Path, *args: str, env: dict[str, str] | None = None, po
     full_env = {**os.environ, "KYSO_DATA_DIR": str(data_dir), **(env or {})}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kyso", "serve", "--port", str(port), *args],
+            [KYSO, "serve", "--port", str(port), *args],
             env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import corpus_pdfs, corpus_records
+from support import KYSO, corpus_pdfs, corpus_records
 
 
 def kyso(data_dir: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "KYSO_DATA_DIR": str(data_dir)}
     env.pop("KYSO_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "kyso", *args], env=env, capture_output=True, input=stdin)
+    return subprocess.run([KYSO, *args], env=env, capture_output=True, input=stdin)
 
 
 @pytest.fixture(scope="module")

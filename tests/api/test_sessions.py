@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWSEHeaderParameter
 from sqlalchemy import select, update
-from support import CORPUS, Service, corpus_pdfs
+from support import CORPUS, KYSO, Service, corpus_pdfs
 from verifiers import (
     openssl_cms_verify,
     openssl_ts_verify,
@@ -35,7 +35,6 @@ from kyso.certs.devpki import DEV_PASSPHRASE
 from kyso.db import signing_sessions
 from kyso.signer.timestamp.client import TimestampClient, http_source
 
-KYSO = "/tmp/kv/bin/kyso"  # the installed console script, as a clinician runs it
 PIN = "clinician-pin-2580"
 AN_CN = "BS. Nguyễn Văn An"
 RECORD = {"resourceType": "Bundle", "id": "xuất-viện-42", "entry": [{"glucose_mmol_l": 5.6}]}

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 from serving import kyso_serve
-from support import corpus_pdfs
+from support import KYSO, corpus_pdfs
 
 from kyso.audit.offline.verify import verify_export
 from kyso.audit.store import AuditLog
@@ -59,7 +58,7 @@ def environment(data_dir: Path, database_url: str | None = None) -> dict[str, st
 
 def add_client(env: dict[str, str], name: str, role: str, keys: str = "") -> str:
     """`kyso clients add`: the API key is alone on the last line."""
-    args = [sys.executable, "-m", "kyso", "clients", "add", name, "--role", role]
+    args = [KYSO, "clients", "add", name, "--role", role]
     if keys:
         args += ["--keys", keys]
     result = subprocess.run(

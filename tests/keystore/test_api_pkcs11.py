@@ -21,7 +21,7 @@ import requests
 from cryptography import x509
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWSEHeaderParameter
-from support import Service, corpus_pdfs, make_config
+from support import KYSO, Service, corpus_pdfs, make_config
 from verifiers import (
     openssl_cms_verify,
     openssl_ts_verify,
@@ -34,7 +34,6 @@ from kyso.api import create_app
 from kyso.config import KeyConfig, load_config
 from kyso.service import Kyso
 
-KYSO = "/tmp/kv/bin/kyso"
 PIN_ENV = "KYSO_TEST_HSM_PIN"
 CANARY_PIN = (
     "canary-PIN-7f3a9"  # kyso-api's PIN (tests/keystore/conftest.py), also used as a wrong one
