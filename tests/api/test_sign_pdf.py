@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from io import BytesIO
 from pathlib import Path
 
+import pikepdf
 import pytest
-from support import Service, corpus_pdfs
+from fontTools.ttLib import TTFont
+from support import Service, corpus_pdfs, new_database_url, open_service
 from verifiers import (
     openssl_cms_verify,
     openssl_ts_verify,
@@ -14,6 +18,8 @@ from verifiers import (
     signature_timestamp_of,
     signatures_of,
 )
+
+from kyso.signer.stamp import find_font
 
 ENCRYPTED = "libreoffice-writer-password.pdf"
 # 1.1 MB of this file are zeroed: its page tree, one of four pages and the fonts of two
@@ -138,3 +144,51 @@ def test_the_record_registry_lists_the_signatures_of_a_record_id_with_slashes(se
     assert sigs[0]["document_sha256"] == hashlib.sha256(pdf).hexdigest()
     assert sigs[1]["signature_sha256"] == second.headers["Kyso-Document-SHA256"]
     assert all(s["level"] == "B-B" for s in sigs)
+
+
+STAMP_FONT = "KysoStampTest"  # the PostScript name of a font that only the test below has
+
+
+def renamed_font(directory: Path) -> Path:
+    """The font that visible stamps use by default, copied under the name STAMP_FONT."""
+    font = TTFont(str(find_font()))
+    for record in list(font["name"].names):
+        if record.nameID in (1, 4, 6, 16):  # family, full name, PostScript name, typographic family
+            font["name"].setName(STAMP_FONT, record.nameID, record.platformID, record.platEncID, record.langID)
+    path = directory / f"{STAMP_FONT}.ttf"
+    font.save(str(path))
+    return path
+
+
+def font_names(pdf: bytes) -> set[str]:
+    """The /BaseFont of every font object in the PDF (object streams included)."""
+    with pikepdf.open(BytesIO(pdf)) as doc:
+        return {
+            str(obj.BaseFont)
+            for obj in doc.objects
+            if isinstance(obj, pikepdf.Dictionary) and obj.get("/Type") == "/Font" and "/BaseFont" in obj
+        }
+
+
+@pytest.fixture
+def stamp_font_service(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> Iterator[Service]:
+    """A service whose configuration names a stamp font."""
+    font = renamed_font(tmp_path)
+    opened = open_service(tmp_path / "kyso", new_database_url(request, database), stamp_font=str(font))
+    yield opened
+    opened.kyso.close()
+
+
+def test_the_configured_stamp_font_is_the_font_of_a_visible_stamp(
+    stamp_font_service: Service, service: Service
+) -> None:
+    pdf = corpus_pdfs()[0].read_bytes()
+    stamp = {"level": "B-B", "visible": "true", "page": "1", "box": "50,50,300,120", "reason": "Xác nhận"}
+    configured = sign(stamp_font_service, pdf, **stamp)
+    assert configured.status_code == 200, configured.get_data(as_text=True)
+    added = font_names(configured.get_data()) - font_names(pdf)
+    assert added and all(f"+{STAMP_FONT}" in name for name in added), added  # ABCDEF+name
+    by_default = sign(service, pdf, **stamp)  # no stamp_font: the same stamp in another font
+    assert by_default.status_code == 200, by_default.get_data(as_text=True)
+    default_added = font_names(by_default.get_data()) - font_names(pdf)
+    assert default_added and not any(STAMP_FONT in name for name in default_added), default_added
