@@ -8,7 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import KYSO, corpus_pdfs, corpus_records
+from support import KYSO, corpus_pdfs, corpus_records, make_config
+
+from kyso.api import create_app
+from kyso.service import Kyso
 
 
 def kyso(data_dir: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -39,6 +42,23 @@ def test_clients_add_prints_the_api_key_alone_on_the_last_line(tmp_path: Path) -
     assert last not in listed  # the key is never shown again
     assert kyso(tmp_path, "clients", "revoke", "his-main").returncode == 0
     assert "his-main\this\trevoked" in kyso(tmp_path, "clients", "list").stdout.decode()
+
+
+def test_an_api_key_revoked_with_the_cli_is_refused_by_the_service(tmp_path: Path) -> None:
+    added = kyso(tmp_path, "clients", "add", "his-old", "--role", "his", "--keys", "lab-seal")
+    api_key = added.stdout.decode().strip().splitlines()[-1]
+
+    def keys_status() -> int:
+        service = Kyso.open(make_config(tmp_path))
+        try:
+            client = create_app(kyso=service).test_client()
+            return client.get("/api/v1/keys", headers={"Authorization": f"Bearer {api_key}"}).status_code
+        finally:
+            service.close()
+
+    assert keys_status() == 200
+    assert kyso(tmp_path, "clients", "revoke", "his-old").returncode == 0
+    assert keys_status() == 401
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
