@@ -331,6 +331,33 @@ def test_an_expired_session_is_refused(service: Service, clinicians) -> None:
     assert (resp.status_code, resp.json["code"]) == (409, "session_expired")
 
 
+def test_a_session_expired_a_day_ago_is_deleted_when_the_next_one_starts(
+    service: Service, clinicians
+) -> None:
+    an = clinicians["dr-an"]
+    old, recent = (
+        start(service, an, [{"record_id": f"enc/purge/{n}", "json": RECORD}], level="B-B").json
+        for n in (1, 2)
+    )
+    with service.kyso.db.writer.begin() as conn:
+        for session, hours in ((old, 25), (recent, 23)):  # expired a day and an hour / 23 h ago
+            conn.execute(
+                update(signing_sessions)
+                .where(signing_sessions.c.id == session["id"])
+                .values(expires_at=time.time() - hours * 3600)
+            )
+    assert start(service, an, [{"record_id": "enc/purge/3", "json": RECORD}], level="B-B").status_code == 201
+    with service.kyso.db.reader.connect() as conn:
+        kept = conn.execute(
+            select(signing_sessions.c.id).where(signing_sessions.c.id.in_([old["id"], recent["id"]]))
+        ).scalars().all()
+    assert kept == [recent["id"]]
+    resp = complete(service, old["id"], sign_in_software(an.key, old))
+    assert (resp.status_code, resp.json["code"]) == (404, "not_found")
+    resp = complete(service, recent["id"], sign_in_software(an.key, recent))
+    assert (resp.status_code, resp.json["code"]) == (409, "session_expired")
+
+
 def test_a_session_is_single_use_and_a_retry_with_the_idempotency_key_gets_the_first_answer(
     service: Service, clinicians
 ) -> None:
