@@ -7,6 +7,8 @@ from support import Service, corpus_pdfs
 
 PDF = corpus_pdfs()[0].read_bytes()
 
+pytestmark = pytest.mark.each_database  # the tests that use `service`
+
 
 def last_entry(service: Service) -> dict:
     size = service.kyso.audit.size()

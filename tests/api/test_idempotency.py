@@ -16,6 +16,8 @@ from kyso.db import idempotency
 PDF = corpus_pdfs()[3].read_bytes()
 KEPT_HOURS = 2.0  # idempotency_hours of the service below
 
+pytestmark = pytest.mark.each_database
+
 
 def sign(service: Service, key: str, client: str = "his", data: bytes = PDF, level: str = "B-T"):
     return service.client.post(

@@ -92,6 +92,7 @@ def test_rsa_and_ec_keys_sign_at_b_b_and_b_t(
         assert all(signature_timestamp_of(c) is None for c, _ in found)
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("repair", ["false", "true"])
 def test_the_destroyed_corpus_pdf_is_refused_with_what_it_lost_even_with_repair(service: Service, repair: str) -> None:
     path = next(p for p in corpus_pdfs() if p.name == DAMAGED)
@@ -102,6 +103,7 @@ def test_the_destroyed_corpus_pdf_is_refused_with_what_it_lost_even_with_repair(
     assert any("destroyed" in d for d in resp.json["damage"])
 
 
+@pytest.mark.each_database
 def test_the_password_protected_corpus_pdf_is_refused_as_encrypted(service: Service) -> None:
     path = next(p for p in corpus_pdfs() if p.name == ENCRYPTED)
     resp = sign(service, path.read_bytes())
@@ -110,6 +112,7 @@ def test_the_password_protected_corpus_pdf_is_refused_as_encrypted(service: Serv
     assert resp.json["code"] == "encrypted_pdf"
 
 
+@pytest.mark.each_database
 def test_a_second_signature_gets_the_next_free_field_and_both_stay_valid(
     service: Service, tmp_path: Path, nssdb: str
 ) -> None:
@@ -123,12 +126,14 @@ def test_a_second_signature_gets_the_next_free_field_and_both_stay_valid(
     assert all(v.valid and v.trusted for v in verdicts)
 
 
+@pytest.mark.each_database
 def test_a_named_field_is_used(service: Service) -> None:
     resp = sign(service, corpus_pdfs()[0].read_bytes(), field="BacSiKy", level="B-B")
     assert resp.status_code == 200
     assert b"/T (BacSiKy)" in resp.get_data() or b"/T(BacSiKy)" in resp.get_data()
 
 
+@pytest.mark.each_database
 def test_the_record_registry_lists_the_signatures_of_a_record_id_with_slashes(service: Service) -> None:
     record_id = "encounter/123/discharge"
     pdf = corpus_pdfs()[2].read_bytes()
