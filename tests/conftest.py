@@ -1,10 +1,11 @@
 """Fixtures shared by every test folder: the dev PKI, a kyso service on a temporary
 data directory (on SQLite, or on PostgreSQL for tests marked ``each_database``), its Flask
-test client and API keys, a PostgreSQL server, and an NSS database for pdfsig."""
+test client and API keys, services of a test's own, a PostgreSQL server, and an NSS database
+for pdfsig."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -74,10 +75,19 @@ def service(
 
 
 @pytest.fixture
-def fresh_service(
+def new_service(
     request: pytest.FixtureRequest, tmp_path: Path, database: str
-) -> Iterator[Service]:
-    """A service of the test's own, for a test about a log or a registry that starts empty."""
-    opened = open_service(tmp_path / "kyso", new_database_url(request, database))
-    yield opened
-    opened.kyso.close()
+) -> Iterator[Callable[..., Service]]:
+    """Open services of the test's own (keywords override their configuration), on the
+    test's database, for a test that needs an empty log or another configuration; each is
+    closed after the test."""
+    opened: list[Service] = []
+
+    def make(**overrides: object) -> Service:
+        data_dir = tmp_path / f"kyso-{len(opened)}"
+        opened.append(open_service(data_dir, new_database_url(request, database), **overrides))
+        return opened[-1]
+
+    yield make
+    for service in opened:
+        service.kyso.close()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
-from support import Service, corpus_pdfs, new_database_url, open_service
+from support import Service, corpus_pdfs
 
 from kyso.db import idempotency
 
@@ -94,13 +92,6 @@ def test_a_failed_request_is_not_remembered(service: Service) -> None:
     assert again.status_code == 400
 
 
-@pytest.fixture
-def kept_two_hours(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> Iterator[Service]:
-    """A service that keeps idempotent results for KEPT_HOURS, not the default 24."""
-    opened = open_service(tmp_path, new_database_url(request, database), idempotency_hours=KEPT_HOURS)
-    yield opened
-    opened.kyso.close()
-
 
 def stored_hours_ago(service: Service, key: str, hours: float) -> None:
     """Make the stored result of ``key`` look ``hours`` old."""
@@ -114,9 +105,9 @@ def stored_hours_ago(service: Service, key: str, hours: float) -> None:
 
 
 def test_a_result_is_kept_for_the_configured_hours_and_a_retry_after_them_signs_again(
-    kept_two_hours: Service,
+    new_service,
 ) -> None:
-    service = kept_two_hours
+    service = new_service(idempotency_hours=KEPT_HOURS)  # not the default 24
     first = sign(service, "k-kept", level="B-B")
     assert first.status_code == 200
     stored_hours_ago(service, "k-kept", KEPT_HOURS - 0.1)
@@ -138,8 +129,9 @@ def test_a_result_is_kept_for_the_configured_hours_and_a_retry_after_them_signs_
     assert service.kyso.audit.size() == size + 1
 
 
-def test_an_expired_key_may_be_used_for_another_request(kept_two_hours: Service) -> None:
-    assert sign(kept_two_hours, "k-reused", level="B-B").status_code == 200
-    assert sign(kept_two_hours, "k-reused", level="B-T").status_code == 409
-    stored_hours_ago(kept_two_hours, "k-reused", KEPT_HOURS + 0.1)
-    assert sign(kept_two_hours, "k-reused", level="B-T").status_code == 200
+def test_an_expired_key_may_be_used_for_another_request(new_service) -> None:
+    service = new_service(idempotency_hours=KEPT_HOURS)
+    assert sign(service, "k-reused", level="B-B").status_code == 200
+    assert sign(service, "k-reused", level="B-T").status_code == 409
+    stored_hours_ago(service, "k-reused", KEPT_HOURS + 0.1)
+    assert sign(service, "k-reused", level="B-T").status_code == 200

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
 import pikepdf
 import pytest
 from fontTools.ttLib import TTFont
-from support import Service, corpus_pdfs, new_database_url, open_service
+from support import Service, corpus_pdfs
 from verifiers import (
     openssl_cms_verify,
     openssl_ts_verify,
@@ -175,21 +174,12 @@ def font_names(pdf: bytes) -> set[str]:
         }
 
 
-@pytest.fixture
-def stamp_font_service(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> Iterator[Service]:
-    """A service whose configuration names a stamp font."""
-    font = renamed_font(tmp_path)
-    opened = open_service(tmp_path / "kyso", new_database_url(request, database), stamp_font=str(font))
-    yield opened
-    opened.kyso.close()
-
-
 def test_the_configured_stamp_font_is_the_font_of_a_visible_stamp(
-    stamp_font_service: Service, service: Service
+    new_service, service: Service, tmp_path: Path
 ) -> None:
     pdf = corpus_pdfs()[0].read_bytes()
     stamp = {"level": "B-B", "visible": "true", "page": "1", "box": "50,50,300,120", "reason": "Xác nhận"}
-    configured = sign(stamp_font_service, pdf, **stamp)
+    configured = sign(new_service(stamp_font=str(renamed_font(tmp_path))), pdf, **stamp)
     assert configured.status_code == 200, configured.get_data(as_text=True)
     added = font_names(configured.get_data()) - font_names(pdf)
     assert added and all(f"+{STAMP_FONT}" in name for name in added), added  # ABCDEF+name
