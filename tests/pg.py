@@ -48,6 +48,7 @@ class PostgresServer:
         # fsync=False is for tests: durability against a killed *kyso* needs only commits,
         # not a disk flush; benchmarks keep PostgreSQL's default (fsync on).
         self.fsync = fsync
+        self.bin = server_binaries()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="kyso-pg-"))
         self.data = self.root / "data"
@@ -128,7 +129,7 @@ class PostgresServer:
         return self.url(name, name, password)
 
     def _run(self, tool: str, *args: str) -> None:
-        command = [str(server_binaries() / tool), *args]
+        command = [str(self.bin / tool), *args]
         if self._as_root:
             command = ["runuser", "-u", SUPERUSER, "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, cwd=self.root)
