@@ -39,9 +39,9 @@ from kyso.service import Kyso  # noqa: E402
 from kyso.signer.jades import sign_json  # noqa: E402
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-PDF = (SHARED / "corpus/pdf/002-trivial-libre-office-writer/002-trivial-libre-office-writer.pdf").read_bytes()
-RECORD = json.loads((SHARED / "corpus/records/discharge-bundle.json").read_text(encoding="utf-8"))
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus"
+PDF = (CORPUS / "pdf/002-trivial-libre-office-writer/002-trivial-libre-office-writer.pdf").read_bytes()
+RECORD = json.loads((CORPUS / "records/discharge-bundle.json").read_text(encoding="utf-8"))
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import corpus_pdfs, corpus_records
+from support import KYSO, corpus_pdfs, corpus_records, make_config
+
+from kyso.api import create_app
+from kyso.service import Kyso
 
 
 def kyso(data_dir: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "KYSO_DATA_DIR": str(data_dir)}
     env.pop("KYSO_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "kyso", *args], env=env, capture_output=True, input=stdin)
+    return subprocess.run([KYSO, *args], env=env, capture_output=True, input=stdin)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,23 @@ def test_clients_add_prints_the_api_key_alone_on_the_last_line(tmp_path: Path) -
     assert last not in listed  # the key is never shown again
     assert kyso(tmp_path, "clients", "revoke", "his-main").returncode == 0
     assert "his-main\this\trevoked" in kyso(tmp_path, "clients", "list").stdout.decode()
+
+
+def test_an_api_key_revoked_with_the_cli_is_refused_by_the_service(tmp_path: Path) -> None:
+    added = kyso(tmp_path, "clients", "add", "his-old", "--role", "his", "--keys", "lab-seal")
+    api_key = added.stdout.decode().strip().splitlines()[-1]
+
+    def keys_status() -> int:
+        service = Kyso.open(make_config(tmp_path))
+        try:
+            client = create_app(kyso=service).test_client()
+            return client.get("/api/v1/keys", headers={"Authorization": f"Bearer {api_key}"}).status_code
+        finally:
+            service.close()
+
+    assert keys_status() == 200
+    assert kyso(tmp_path, "clients", "revoke", "his-old").returncode == 0
+    assert keys_status() == 401
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ from verifiers import openssl_ts_verify
 
 from kyso.formats import canonical_json
 
+pytestmark = pytest.mark.each_database  # the tests that use `service`
+
 
 def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

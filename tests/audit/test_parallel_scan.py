@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from chains import build_chain, export, rechain, signed_checkpoint
+from support import KYSO
 
 from kyso.audit.offline import parallel_scan
 from kyso.audit.offline.export_scan import trailing_checkpoints
@@ -204,9 +204,7 @@ def test_kyso_audit_verify_reads_an_export_of_8_mb_on_every_core(log_signer, tmp
 
     def kyso_audit_verify() -> subprocess.CompletedProcess:
         command = [
-            sys.executable,
-            "-m",
-            "kyso",
+            KYSO,
             "audit",
             "verify",
             str(path),
