@@ -108,7 +108,7 @@ def document() -> dict[str, Any]:
                     "type": "object", "required": ["certificate_chain", "documents"],
                     "properties": {"certificate_chain": {"type": "array", "items": {"type": "string"}},
                                    "level": {"type": "string", "enum": ["B-B", "B-T"]},
-                                   "rsa_scheme": {"type": "string", "enum": ["pkcs1v15", "pss"]},
+                                   "rsa_scheme": {"type": "string", "enum": ["pss", "pkcs1v15"], "default": "pss"},
                                    "reason": {"type": "string"}, "location": {"type": "string"},
                                    "documents": {"type": "array", "items": {"type": "object"}}}}}}}),
                 "responses": {"201": _json(description="Created: id, expires_at, documents[record_id, data_to_sign, digest, algorithm]"),

@@ -64,7 +64,7 @@ def start() -> Response:
 def parse_session_request(body: dict[str, Any]) -> SessionRequest:
     """The session request in ``body``; every bad member is a 400 that names it."""
     level = body.get("level", "B-T")
-    rsa_scheme = body.get("rsa_scheme", "pkcs1v15")
+    rsa_scheme = body.get("rsa_scheme", "pss")
     for name, value in (("level", level), ("rsa_scheme", rsa_scheme)):
         if not isinstance(value, str):
             raise InvalidRequest(f"'{name}' must be a string")

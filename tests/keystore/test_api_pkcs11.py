@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from kyso.api import create_app
 from kyso.config import KeyConfig, load_config
 from kyso.service import Kyso
 
-KYSO = "/tmp/kv/bin/kyso"
+KYSO = str(Path(sys.executable).parent / "kyso")
 PIN_ENV = "KYSO_TEST_HSM_PIN"
 CANARY_PIN = (
     "canary-PIN-7f3a9"  # kyso-api's PIN (tests/keystore/conftest.py), also used as a wrong one
@@ -56,7 +57,7 @@ def jwcrypto_verify(signature: dict) -> dict:
     token = jws.JWS(
         header_registry={"sigT": JWSEHeaderParameter("Signing time (JAdES)", True, True, None)}
     )
-    token.allowed_algs = ["RS256", "ES256"]
+    token.allowed_algs = ["PS256", "ES256"]
     token.deserialize(json.dumps(signature))
     token.verify(jwk.JWK.from_pyca(leaf.public_key()))
     return header
@@ -121,7 +122,7 @@ def test_token_keys_sign_pdfs_that_pdfsig_and_openssl_accept(
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-T"])
-@pytest.mark.parametrize(("alias", "alg"), [("hsm-rsa", "RS256"), ("hsm-ec", "ES256")])
+@pytest.mark.parametrize(("alias", "alg"), [("hsm-rsa", "PS256"), ("hsm-ec", "ES256")])
 def test_token_keys_sign_json_that_jwcrypto_and_openssl_ts_accept(
     hsm_service: Service,
     alias: str,
