@@ -121,6 +121,7 @@ class Kyso:
         (no HTTP) when ``dev_pki`` is on, else the certificates' CRL and OCSP URLs."""
         return TrustStore.from_patterns(
             self.config.trust.roots,
+            profile=self.config.trust.profile,
             in_process=self.dev_revocation,
             fetch_timeout=self.config.trust.fetch_timeout_seconds,
         )
