@@ -1,22 +1,24 @@
 """GET /: a verification page for anyone holding a signed record (Vietnamese, English).
 
 The page posts the file to ``POST /page/verify``, which answers the same report as
-``/api/v1/verify/*`` without an API key; both are off when
-``verify_page_public = false``.
+``/api/v1/verify/*`` without an API key, explained in the language of ``Accept-Language``
+(the page asks for Vietnamese first); both are off when ``verify_page_public = false``.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, request
 
+from kyso.api.language import explained
 from kyso.api.limits import limit_address
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Actor, sha256_hex
 
 bp = Blueprint("page", __name__)
+XML_TYPES = ("application/xml", "text/xml")
 
 
 def _public() -> None:
@@ -41,10 +43,15 @@ def verify() -> Response:
     if request.mimetype == "application/pdf":
         data = request.get_data()
         g.audit["document_sha256"] = sha256_hex(data)
-        return jsonify(kyso.verify_pdf(anonymous, data))
+        return explained(kyso.verify_pdf(anonymous, data))
     if request.mimetype == "application/json":
         body = json_body()
         if "signature" in body:
-            return jsonify(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
-        return jsonify(kyso.verify_json(anonymous, body, None, False))
+            return explained(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
+        return explained(kyso.verify_json(anonymous, body, None, False))
+    if request.mimetype in XML_TYPES and hasattr(kyso, "verify_xml"):
+        # XML signatures (the bhyt and XAdES profiles) once kyso verifies them.
+        data = request.get_data()
+        g.audit["document_sha256"] = sha256_hex(data)
+        return explained(kyso.verify_xml(anonymous, data))
     raise InvalidRequest("send a PDF (application/pdf) or a signed JSON (application/json)")
