@@ -46,7 +46,9 @@ def verify() -> Response:
         return explained(kyso.verify_pdf(anonymous, data))
     if request.mimetype == "application/json":
         body = json_body()
-        if "signature" in body:
+        if "protected" in body:  # a JWS file as kyso returns it (its own member "signature" too)
+            return explained(kyso.verify_json(anonymous, body, None, False))
+        if "signature" in body:  # {"signature": <JWS>, "payload": ...}, as /api/v1/verify/json
             return explained(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
         return explained(kyso.verify_json(anonymous, body, None, False))
     if request.mimetype in XML_TYPES and hasattr(kyso, "verify_xml"):

@@ -152,3 +152,12 @@ def test_a_pdf_changed_after_signing_is_not_shown_with_its_log_entry(service: Se
     assert sig["indication"] == "TOTAL_FAILED" and sig["registered"] is None
     assert sig["explanation"]["verdict"] == "Không hợp lệ: tài liệu đã bị sửa đổi sau khi ký."
     assert sig["explanation"]["log"].startswith("Nhật ký kyso không lưu đúng tệp này")
+
+
+def test_the_page_takes_a_jws_file_as_kyso_returned_it(service: Service) -> None:
+    signed = service.client.post(
+        "/api/v1/sign/json", json={"key": "lab-seal", "payload": {"x": 1}, "level": "B-B"}, headers=service.auth()
+    ).json["signature"]  # a flattened JWS: it has a member "signature" of its own
+    resp = service.client.post("/page/verify", json=signed, headers={"Accept-Language": "vi"})
+    assert resp.status_code == 200, resp.json
+    assert resp.json["explanation"]["verdict"] == "Hợp lệ"
