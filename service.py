@@ -204,15 +204,15 @@ class Kyso:
     async def _async_sign_pdf(self, data: bytes, key: SigningKey, options: PdfSignOptions) -> SignedPdf:
         """Sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and then add the
         validation data, gathered after the signature exists as validators expect."""
-        stamp = None
+        font = None
         if options.visible:
-            from kyso.signer.stamp import find_font, stamp_style
+            from kyso.signer.stamp import find_font
 
-            stamp = stamp_style(find_font(self.config.stamp_font), with_reason=bool(options.reason))
+            font = find_font(self.config.stamp_font)
         if options.level not in EXTENSION_LEVELS:
-            return await async_sign_pdf(data, key, options, self.timestamper, stamp_style=stamp)
+            return await async_sign_pdf(data, key, options, self.timestamper, stamp_font=font)
         base = replace(options, level="B-T")
-        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_style=stamp)
+        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_font=font)
         context = self.trust.revocation_context(key.info.chain)
         try:
             extended = await async_extend_pdf(signed.pdf, options.level, self.timestamper, context)
