@@ -141,7 +141,9 @@ class Kyso:
 
     # -- audit --------------------------------------------------------------
 
-    def record(self, draft: EntryDraft, with_entry: WithEntry | None = None) -> AppendedEntry:
+    def record(
+        self, draft: EntryDraft, with_entry: Callable[[Connection, AppendedEntry], None] | None = None
+    ) -> AppendedEntry:
         return self.audit.append(draft, with_entry)
 
     def record_failure(self, actor: Actor, action: str, error: KysoError, **fields: Any) -> AppendedEntry:

@@ -35,6 +35,7 @@ def _signed_pdf_response(appended: Any, signed: Any) -> Response:
 @endpoint("sign.pdf", "his")
 def sign_pdf() -> Response:
     alias = query_str("key", required=True)
+    assert alias is not None  # required
     record_id = query_str("record_id")
     g.audit.update(key=alias, record_id=record_id)
     require_key_grant(alias)

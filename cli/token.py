@@ -16,9 +16,12 @@ import binascii
 import hashlib
 import json
 import os
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from kyso.keystore.base import Scheme
 
 PIN_ENV = "KYSO_TOKEN_PIN"
 
@@ -118,7 +121,7 @@ def _read_session(handle: IO[str]) -> dict[str, Any]:
     return session
 
 
-def _to_sign(index: int, doc: dict[str, Any]) -> tuple[bytes, str]:
+def _to_sign(index: int, doc: dict[str, Any]) -> tuple[bytes, Scheme]:
     """(data_to_sign, keystore scheme) of one document, its digest checked."""
     from kyso.signer.algorithms import ALGORITHMS
 

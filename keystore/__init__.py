@@ -101,6 +101,7 @@ def _load(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
             assert value is not None
             return value
 
+        assert kc.module and kc.token_label and kc.key_label  # checked above
         return Pkcs11Key(
             alias=kc.alias,
             module=kc.module,

@@ -152,7 +152,7 @@ class Pkcs11Key(SigningKey):
         )
 
     @property
-    def info(self) -> KeyInfo:
+    def info(self) -> KeyInfo:  # type: ignore[override]  # SigningKey.info, read lazily
         """The certificate and what goes with it, read from the token on first use."""
         if self._info is None:
             with process_lock():

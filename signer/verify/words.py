@@ -212,7 +212,7 @@ SENTENCES = {
         "annotations": "Nội dung đã ký không bị sửa đổi; sau khi ký chỉ có thêm ghi chú.",
         "trusted": "Người ký được tin cậy: chuỗi chứng thư dẫn tới CA gốc được tin cậy ({path}).",
         "trusted_integrity": "Chứng thư của người ký dẫn tới CA gốc được tin cậy ({path}), "
-        "nhưng chữ ký không hợp lệ (xem kết luận).",
+        "nhưng chữ ký không đạt yêu cầu (xem kết luận).",
         "untrusted": "Người ký không được tin cậy: {reason}.",
         "untrusted_path": " Chuỗi chứng thư tìm được: {path}.",
         "untrusted_hint": " Nếu đây là một CA hợp pháp (VNPT-CA, Viettel-CA, FPT-CA, BKAV-CA, "
@@ -260,7 +260,7 @@ SENTENCES = {
         "annotations": "The signed content was not changed; after signing only comments were added.",
         "trusted": "The signer is trusted: the certificate chain leads to a trusted root CA ({path}).",
         "trusted_integrity": "The signer's certificate leads to a trusted root CA ({path}), but "
-        "the signature is not valid (see the verdict).",
+        "the signature did not pass (see the verdict).",
         "untrusted": "The signer is not trusted: {reason}.",
         "untrusted_path": " Certificate chain found: {path}.",
         "untrusted_hint": " If this is a lawful CA (VNPT-CA, Viettel-CA, FPT-CA, BKAV-CA, ...), "
