@@ -176,7 +176,9 @@ def _changes(sig: dict[str, Any], lang: str) -> str:
     if sub == "HASH_FAILURE":
         return s["changed_hash"]
     if modifications is None:  # a JWS (or an XML signature): no revisions, the value decides
-        return s["changed_json"] if sub in ("SIG_CRYPTO_FAILURE",) else s["unchanged"]
+        if sig.get("intact"):
+            return s["unchanged"]
+        return s["changed_json"] if sub == "SIG_CRYPTO_FAILURE" else s["changed_unknown"]
     if not sig.get("intact"):
         return s["changed_unknown"]
     if modifications == "OTHER" or sig.get("coverage") == "PARTIAL":

@@ -128,3 +128,16 @@ def test_english_is_the_default_and_the_text_form_reads_top_down() -> None:
     assert text.startswith("Verdict on the document: Not valid\n")
     assert "Signature 1 (Signature1): Not valid: the document was changed after signing." in text
     assert "    OTHER: the document was changed after signing" in text
+
+
+def test_a_jws_whose_value_fails_is_said_changed_and_one_unreadable_is_not_judged() -> None:
+    jws = dict(PASSED, field=None, coverage=None, modifications=None)
+    broken = dict(jws, indication="TOTAL_FAILED", sub_indication="SIG_CRYPTO_FAILURE", intact=False)
+    unreadable = dict(jws, indication="TOTAL_FAILED", sub_indication="FORMAT_FAILURE", intact=False)
+    assert explain_report(report(jws), "vi")["signatures"][0]["explanation"]["changes"] == (
+        "Tài liệu không bị sửa đổi sau khi ký."
+    )
+    said = explain_report(report(broken), "vi")["signatures"][0]["explanation"]["changes"]
+    assert "tài liệu đã bị sửa đổi sau khi ký" in said
+    said = explain_report(report(unreadable), "vi")["signatures"][0]["explanation"]["changes"]
+    assert said.startswith("Không kiểm tra được")
