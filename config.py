@@ -78,6 +78,36 @@ class LimitsConfig:
     client_per_minute: int = 0  # calls a minute per API client; 0: no limit
     public_per_minute: int = 60  # per remote address: verification page, failed API keys
     tsa_per_minute: int = 0  # per remote address on POST /tsa (other kyso hosts may use it)
+    # What one PDF may cost (kyso.signer.bounds): over a cap it is refused, 400 or 413.
+    max_pdf_objects: int = 200_000
+    max_inflated_bytes: int = 256 * 1024 * 1024  # decoded stream bytes, per document
+    max_signature_fields: int = 1_000
+    max_signatures: int = 100  # filled signature fields, document timestamps included
+    repair_memory_bytes: int = 1024 * 1024 * 1024  # the rebuild (repair=true) runs apart, bounded
+    repair_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Who may read /metrics (kyso.api.headers.MetricsGuard); everyone when both are empty."""
+
+    allow: tuple[str, ...] = ()  # addresses or networks, e.g. ["127.0.0.1", "10.20.0.0/16"]
+    token_env: str | None = None  # a variable holding the bearer token scrapers present
+    token_file: str | None = None  # or a file holding it
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``kyso serve``'s front (kyso.cli.front): how long a client may take, and whom to
+    believe about a client's address."""
+
+    header_timeout_seconds: float = 10.0  # the request line and headers, from their first byte
+    read_timeout_seconds: float = 30.0  # the longest pause while a body is sent, or an answer read
+    keepalive_seconds: float = 5.0  # an idle connection between requests
+    max_connections: int = 1000  # open client connections; more wait in the listen queue
+    max_header_bytes: int = 16384
+    upstream_timeout_seconds: float = 300.0  # the longest a worker may take to answer
+    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-For names the client
 
 
 @dataclass(frozen=True)
@@ -96,6 +126,8 @@ class Config:
     trust: TrustConfig = field(default_factory=TrustConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     @property
     def db_url(self) -> str:
@@ -156,7 +188,7 @@ def _key_config(raw: Mapping[str, Any], where: str) -> KeyConfig:
 
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load the configuration: the TOML file named by ``path`` or ``KYSO_CONFIG``, then
-    ``KYSO_DATA_DIR``, ``KYSO_DATABASE_URL`` and ``KYSO_MAX_BODY_BYTES`` on top, then the
+    ``KYSO_DATA_DIR``, ``KYSO_DATABASE_URL`` (or ``KYSO_DATABASE_URL_FILE``) and ``KYSO_MAX_BODY_BYTES`` on top, then the
     embedded default for whatever is still missing."""
     env = os.environ if env is None else env
     path = path or env.get("KYSO_CONFIG")
@@ -174,6 +206,8 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         "trust": _build(TrustConfig, raw.pop("trust", {}), "[trust]"),
         "audit": _build(AuditConfig, raw.pop("audit", {}), "[audit]"),
         "limits": _build(LimitsConfig, raw.pop("limits", {}), "[limits]"),
+        "metrics": _build(MetricsConfig, raw.pop("metrics", {}), "[metrics]"),
+        "server": _build(ServerConfig, raw.pop("server", {}), "[server]"),
     }
     profile = sections["trust"].profile
     if profile is not None and profile not in TRUST_PROFILES:
@@ -183,6 +217,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         raw["data_dir"] = env["KYSO_DATA_DIR"]
     if "KYSO_DATABASE_URL" in env:
         raw["database_url"] = env["KYSO_DATABASE_URL"]
+    elif "KYSO_DATABASE_URL_FILE" in env:  # the URL holds the database password: a secret
+        try:
+            raw["database_url"] = Path(env["KYSO_DATABASE_URL_FILE"]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read KYSO_DATABASE_URL_FILE: {exc.strerror}") from None
     if "KYSO_MAX_BODY_BYTES" in env:
         raw["max_body_bytes"] = env["KYSO_MAX_BODY_BYTES"]
     if "data_dir" in raw:

@@ -53,6 +53,10 @@ class InvalidJson(KysoError):
     code, status, title = "invalid_json", 400, "Invalid JSON"
 
 
+class InvalidXml(KysoError):
+    code, status, title = "invalid_xml", 400, "Invalid or unsafe XML"
+
+
 class UnknownKey(KysoError):
     code, status, title = "unknown_key", 400, "Unknown key alias"
 

@@ -27,6 +27,7 @@ from kyso.db.clients import ClientRegistry
 from kyso.errors import KysoError
 from kyso.keystore import Keystore, SigningKey, load_keystore
 from kyso.signer.archive_dates import extend_before
+from kyso.signer.bounds import PdfBounds, releasing_cycles
 from kyso.signer.jades import SignedJson, sign_json
 from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
 from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
@@ -37,6 +38,7 @@ from kyso.signer.timestamp.client import (
     collect_failures,
     http_source,
 )
+from kyso.signer.xml import SignedXml, XmlSignOptions, rsa_scheme_for, sign_xml
 from kyso.trust.policy import check_signer
 from kyso.trust.revocation import RevocationChecker, parse_once, refuse_unless_usable
 from kyso.trust.store import TrustStore
@@ -72,6 +74,15 @@ class Kyso:
         self.audit = AuditLog(db)
         self.clients = ClientRegistry(db)
         self._verify_settings = None
+        limits = config.limits
+        self.pdf_bounds = PdfBounds(
+            max_pdf_objects=limits.max_pdf_objects,
+            max_inflated_bytes=limits.max_inflated_bytes,
+            max_signature_fields=limits.max_signature_fields,
+            max_signatures=limits.max_signatures,
+            repair_memory_bytes=limits.repair_memory_bytes,
+            repair_seconds=limits.repair_seconds,
+        )
         self._settings_lock = threading.Lock()
         self.tsa: TimestampAuthority | None = None
         if config.tsa.builtin and config.tsa.key in keystore:
@@ -141,11 +152,6 @@ class Kyso:
 
     # -- audit --------------------------------------------------------------
 
-    def record(
-        self, draft: EntryDraft, with_entry: Callable[[Connection, AppendedEntry], None] | None = None
-    ) -> AppendedEntry:
-        return self.audit.append(draft, with_entry)
-
     def record_failure(self, actor: Actor, action: str, error: KysoError, **fields: Any) -> AppendedEntry:
         """The audit entry of a refused or failed operation (never its secrets)."""
         outcome = "denied" if error.status in (401, 403) else "error"
@@ -179,7 +185,7 @@ class Kyso:
         with_entry: WithEntry | None = None,
     ) -> tuple[SignedPdf, AppendedEntry]:
         key = self.signing_key(alias)
-        with collect_failures() as tsa_failures:
+        with collect_failures() as tsa_failures, releasing_cycles():
             signed = asyncio.run(self._async_sign_pdf(data, key, options))
         detail: dict[str, Any] = {"level": options.level, "field": signed.field}
         if options.certify:
@@ -212,12 +218,16 @@ class Kyso:
 
             font = find_font(self.config.stamp_font)
         if options.level not in EXTENSION_LEVELS:
-            return await async_sign_pdf(data, key, options, self.timestamper, stamp_font=font)
+            return await async_sign_pdf(
+                data, key, options, self.timestamper, stamp_font=font, bounds=self.pdf_bounds
+            )
         base = replace(options, level="B-T")
-        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_font=font)
+        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_font=font, bounds=self.pdf_bounds)
         context = self.trust.revocation_context(key.info.chain)
         try:
-            extended = await async_extend_pdf(signed.pdf, options.level, self.timestamper, context)
+            extended = await async_extend_pdf(
+                signed.pdf, options.level, self.timestamper, context, bounds=self.pdf_bounds
+            )
         finally:
             await context.aclose()
         return replace(signed, pdf=extended.pdf, sha256=extended.sha256)
@@ -237,11 +247,11 @@ class Kyso:
         async def run() -> ExtendedPdf:
             context = self.trust.revocation_context()
             try:
-                return await async_extend_pdf(data, level, self.timestamper, context)
+                return await async_extend_pdf(data, level, self.timestamper, context, bounds=self.pdf_bounds)
             finally:
                 await context.aclose()
 
-        with collect_failures() as tsa_failures:
+        with collect_failures() as tsa_failures, releasing_cycles():
             extended = asyncio.run(run())
         detail: dict[str, Any] = {"level": level, "signatures": list(extended.signatures)}
         if extended.archive_timestamp:
@@ -285,6 +295,35 @@ class Kyso:
         )
         return signed, self._append_signature(draft, "json", level, signed, with_entry)
 
+    def sign_xml(
+        self,
+        actor: Actor,
+        alias: str,
+        data: bytes,
+        options: XmlSignOptions,
+        record_id: str | None,
+        with_entry: WithEntry | None = None,
+    ) -> tuple[SignedXml, AppendedEntry]:
+        """Sign an XML record (profile ``bhyt`` or ``xades``); RSA keys sign XAdES with the
+        alias's scheme (:func:`~kyso.signer.xml.rsa_scheme_for`)."""
+        key = self.signing_key(alias)
+        options = replace(options, rsa_scheme=rsa_scheme_for(self.config.key(alias)))
+        with collect_failures() as tsa_failures:
+            signed = sign_xml(data, key, options, self.timestamper)
+        detail: dict[str, Any] = {"level": options.level, "profile": signed.profile}
+        if tsa_failures:
+            detail["tsa_failures"] = list(dict.fromkeys(tsa_failures))
+        draft = EntryDraft(
+            action="sign.xml",
+            actor=actor.name,
+            key=alias,
+            record_id=record_id,
+            document_sha256=signed.document_sha256,
+            signature_sha256=signed.sha256,
+            detail=detail,
+        )
+        return signed, self._append_signature(draft, "xml", options.level, signed, with_entry)
+
     def record_access(self, actor: str | None, action: str, **fields: Any) -> AppendedEntry:
         """The audit entry of a read that matters (an export, a record lookup)."""
         return self.audit.append(EntryDraft(action=action, actor=actor, **fields))
@@ -297,7 +336,9 @@ class Kyso:
         with self._settings_lock:
             if self._verify_settings is None:
                 roots = self.trust.shared_roots()  # parsed completely: every request thread reads them
-                self._verify_settings = VerifySettings(trust_roots=roots, revocation=self.config.trust.revocation)
+                self._verify_settings = VerifySettings(
+                    trust_roots=roots, revocation=self.config.trust.revocation, pdf_bounds=self.pdf_bounds
+                )
             return self._verify_settings
 
     def registered(self, candidates: list[str]) -> dict | None:
@@ -310,7 +351,8 @@ class Kyso:
     def verify_pdf(self, actor: Actor, data: bytes) -> dict[str, Any]:
         from kyso.signer.verify.pdf import verify_pdf
 
-        report = verify_pdf(data, self.verify_settings(), self.registered).to_json()
+        with releasing_cycles():
+            report = verify_pdf(data, self.verify_settings(), self.registered).to_json()
         self._record_verification(actor, "verify.pdf", report)
         return report
 
@@ -319,6 +361,13 @@ class Kyso:
 
         report = verify_json(jws, payload if has_payload else None, self.verify_settings(), self.registered).to_json()
         self._record_verification(actor, "verify.json", report)
+        return report
+
+    def verify_xml(self, actor: Actor, data: bytes) -> dict[str, Any]:
+        from kyso.signer.xml.verify import verify_xml
+
+        report = verify_xml(data, self.verify_settings(), self.registered).to_json()
+        self._record_verification(actor, "verify.xml", report)
         return report
 
     def _record_verification(self, actor: Actor, action: str, report: dict[str, Any]) -> None:

@@ -54,6 +54,7 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
     from kyso.api import (
         audit,
         extend,
+        headers,
         health,
         keys,
         limits,
@@ -65,9 +66,10 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
         sign,
         tsa,
         verify,
+        xml,
     )
 
-    for module in (sign, extend, verify, sessions, audit, keys):
+    for module in (sign, extend, verify, xml, sessions, audit, keys):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
     app.register_blueprint(pki.bp, url_prefix="/pki")
     app.register_blueprint(openapi.bp, url_prefix="/api/v1")
@@ -83,10 +85,14 @@ def create_app(config: Config | None = None, kyso: Kyso | None = None) -> Flask:
         g.started = time.perf_counter()
         length = request.content_length
         if length is not None and length > config.max_body_bytes:
-            # Refused from the header alone, before a byte of the body is read.
+            # Refused from the header alone, before a byte of the body is read; audited
+            # under the action of the call it refuses (the caller is not yet known).
+            view = app.view_functions.get(request.endpoint or "")
+            g.action, g.audit = getattr(view, "kyso_action", None), {}
             raise PayloadTooLarge(
                 f"the request body ({length} bytes) is larger than the limit of {config.max_body_bytes} bytes"
             )
 
-    metrics.install(app)
+    metrics.install(app, headers.MetricsGuard.of(config.metrics))
+    headers.install(app)
     return app

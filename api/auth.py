@@ -54,6 +54,7 @@ def endpoint(action: str | None, *roles: str) -> Callable[[F], F]:
                     )
             return view(*args, **kwargs)
 
+        wrapper.kyso_action = action  # type: ignore[attr-defined]  # for refusals before the view
         return wrapper  # type: ignore[return-value]
 
     return decorate

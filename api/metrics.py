@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus text format.
+"""GET /metrics: Prometheus text format (who may read it: ``[metrics]``, kyso.api.headers).
 
 Requests and latencies by endpoint, signatures by key and level, audit log size.
 Each app has its own registry. Under ``kyso serve`` PROMETHEUS_MULTIPROC_DIR is set
@@ -20,6 +20,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from kyso.api.headers import MetricsGuard
+from kyso.api.limits import limit_address
 
 bp = Blueprint("metrics", __name__)
 
@@ -52,9 +55,10 @@ class Metrics:
         self.registry.register(_AuditSize(app))
 
 
-def install(app: Flask) -> None:
+def install(app: Flask, guard: MetricsGuard) -> None:
     metrics = Metrics(app)
     app.extensions["kyso_metrics"] = metrics
+    app.extensions["kyso.metrics_guard"] = guard
 
     @app.after_request
     def _count(response):
@@ -71,6 +75,12 @@ def install(app: Flask) -> None:
 
 @bp.get("/metrics")
 def metrics_text() -> Response:
+    guard: MetricsGuard = current_app.extensions["kyso.metrics_guard"]
+    if guard.networks or guard.token is not None:
+        g.action, g.audit = "metrics.read", {}  # a refusal is audited, an answer is not
+        limit_address()  # each refusal costs an audit entry: not without end
+        guard.check()
+        g.action = None
     registry = current_app.extensions["kyso_metrics"].registry
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the counters of every worker
         from prometheus_client import multiprocess

@@ -46,6 +46,10 @@ _PDF_OK = {"description": "The signed PDF", "content": {"application/pdf": {"sch
            "headers": {"Kyso-Audit-Seq": {"schema": {"type": "integer"}},
                        "Kyso-Document-SHA256": {"schema": {"type": "string"}}}}
 _REPORT = {"$ref": "#/components/schemas/ValidationReport"}
+_XML = {"schema": {"type": "string"}}
+_XML_BODY = {"required": True, "content": {"application/xml": _XML, "text/xml": _XML}}
+_XML_OK = {"description": "The signed XML record", "content": {"application/xml": _XML},
+           "headers": _PDF_OK["headers"]}
 _LEVEL = {"type": "string", "enum": ["B-B", "B-T", "B-LT", "B-LTA"]}
 _PKI_NAME = {"name": "name", "in": "path", "required": True,
              "schema": {"type": "string", "enum": ["root-ca", "intermediate-ca"]}}
@@ -98,6 +102,16 @@ def document() -> dict[str, Any]:
                     "type": "object", "required": ["key", "payload"],
                     "properties": {"key": {"type": "string"}, "payload": {}, "level": {"type": "string", "enum": ["B-B", "B-T"]},
                                    "record_id": {"type": "string"}, "detached": {"type": "boolean"}}}}}})},
+            "/api/v1/sign/xml": {"post": _op(
+                "Sign an XML record: the health-insurance facility signature in CHUKYDONVI (bhyt) or XAdES",
+                "his", _XML_OK, (*sign_errors, "415"),
+                parameters=[_q("key", "Key alias", True),
+                            _q("level", "B-B or B-T", schema={"type": "string", "enum": ["B-B", "B-T"]}),
+                            _q("record_id", "Record identifier (may contain /)"),
+                            _q("profile", "bhyt (default when the record has CHUKYDONVI) or xades",
+                               schema={"type": "string", "enum": ["bhyt", "xades"]}),
+                            _IDEMPOTENCY],
+                requestBody=_XML_BODY)},
             "/api/v1/extend/pdf": {"post": _op(
                 "Extend a signed PDF: validation data (B-LT) and a fresh archive timestamp (B-LTA)", "his",
                 {**_PDF_OK, "description": "The extended PDF"}, ("400", "409", "413", "503"),
@@ -113,7 +127,9 @@ def document() -> dict[str, Any]:
                                    "level": {"type": "string", "enum": ["B-B", "B-T"]},
                                    "rsa_scheme": {"type": "string", "enum": ["pss", "pkcs1v15"], "default": "pss"},
                                    "reason": {"type": "string"}, "location": {"type": "string"},
-                                   "documents": {"type": "array", "items": {"type": "object"}}}}}}}),
+                                   "documents": {"type": "array", "items": {"type": "object"}, "description":
+                                                 "{record_id, pdf: base64}, {record_id, json: record} or "
+                                                 "{record_id, xml: base64, profile: bhyt|xades}"}}}}}}),
                 "responses": {"201": _json(description="Created: id, expires_at, documents[record_id, data_to_sign, digest, algorithm]"),
                               "400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "409": _PROBLEM, "413": _PROBLEM,
                               "422": _PROBLEM, "429": _PROBLEM, "503": _PROBLEM}}},
@@ -160,6 +176,9 @@ def document() -> dict[str, Any]:
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["signature"],
                     "properties": {"signature": {"type": "object"}, "payload": {}}}}}})},
+            "/api/v1/verify/xml": {"post": _op("Validate the XML signatures of a record", "his, auditor, admin",
+                                               _json(_REPORT), ("400", "413", "415"), requestBody=_XML_BODY,
+                                               parameters=[_LANGUAGE])},
             "/api/v1/records": {"get": _op(
                 "Records whose newest signed PDF must be extended before a date, soonest first",
                 "his, auditor, admin",

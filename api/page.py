@@ -11,6 +11,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, g, request
 
+from kyso.api.headers import page_policy
 from kyso.api.language import explained
 from kyso.api.limits import limit_address
 from kyso.api.sign import json_body
@@ -30,7 +31,9 @@ def _public() -> None:
 def index() -> Response:
     _public()
     html = resources.files("kyso.api").joinpath("static/verify.html").read_text(encoding="utf-8")
-    return Response(html, mimetype="text/html")
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = page_policy(html)
+    return resp
 
 
 @bp.post("/page/verify")
@@ -51,9 +54,14 @@ def verify() -> Response:
         if "signature" in body:  # {"signature": <JWS>, "payload": ...}, as /api/v1/verify/json
             return explained(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
         return explained(kyso.verify_json(anonymous, body, None, False))
-    if request.mimetype in XML_TYPES and hasattr(kyso, "verify_xml"):
-        # XML signatures (the bhyt and XAdES profiles) once kyso verifies them.
+    if request.mimetype in XML_TYPES:  # a health-insurance XML record (bhyt or XAdES)
         data = request.get_data()
         g.audit["document_sha256"] = sha256_hex(data)
         return explained(kyso.verify_xml(anonymous, data))
-    raise InvalidRequest("send a PDF (application/pdf) or a signed JSON (application/json)")
+    raise InvalidRequest(
+        "send a PDF (application/pdf), a signed JSON (application/json) or a signed XML "
+        "(application/xml)"
+    )
+
+
+verify.kyso_action = "verify.page"  # type: ignore[attr-defined]  # a refusal before the view

@@ -109,7 +109,7 @@ def _parse_chain(value: Any) -> tuple[x509.Certificate, ...]:
 def _parse_documents(value: Any) -> tuple[DocumentRequest, ...]:
     if not isinstance(value, list) or not value:
         raise InvalidRequest(
-            "'documents' must be a non-empty list of {record_id, pdf} or {record_id, json}"
+            "'documents' must be a non-empty list of {record_id, pdf}, {record_id, json} or {record_id, xml}"
         )
     return tuple(_parse_document(index, doc) for index, doc in enumerate(value))
 
@@ -118,23 +118,34 @@ def _parse_document(index: int, doc: Any) -> DocumentRequest:
     where = f"documents[{index}]"
     if not isinstance(doc, dict):
         raise InvalidRequest(f"{where} must be an object")
-    unknown = set(doc) - {"record_id", "pdf", "json"}
+    unknown = set(doc) - {"record_id", "pdf", "json", "xml", "profile"}
     if unknown:
         raise InvalidRequest(f"{where}: unknown member(s) {', '.join(sorted(unknown))}")
     record_id = doc.get("record_id")
     if record_id is not None and (not isinstance(record_id, str) or len(record_id) > 1024):
         raise InvalidRequest(f"{where}.record_id must be a string of at most 1024 characters")
-    if ("pdf" in doc) == ("json" in doc):
-        raise InvalidRequest(f"{where} needs exactly one of 'pdf' (base64) and 'json' (the record)")
+    kinds = [kind for kind in ("pdf", "json", "xml") if kind in doc]
+    if len(kinds) != 1:
+        raise InvalidRequest(
+            f"{where} needs exactly one of 'pdf' (base64), 'json' (the record) and 'xml' (base64)"
+        )
+    if "profile" in doc and kinds != ["xml"]:
+        raise InvalidRequest(f"{where}.profile is for XML records only")
     if "json" in doc:
         return DocumentRequest(record_id, "json", payload=doc["json"])
-    if not isinstance(doc["pdf"], str):
-        raise InvalidRequest(f"{where}.pdf must be the PDF in base64")
+    kind = kinds[0]
+    if not isinstance(doc[kind], str):
+        raise InvalidRequest(f"{where}.{kind} must be the {kind.upper()} record in base64")
     try:
-        data = base64.b64decode(doc["pdf"], validate=True)
+        data = base64.b64decode(doc[kind], validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequest(f"{where}.pdf is not valid base64") from None
-    return DocumentRequest(record_id, "pdf", pdf=data)
+        raise InvalidRequest(f"{where}.{kind} is not valid base64") from None
+    if kind == "pdf":
+        return DocumentRequest(record_id, "pdf", pdf=data)
+    profile = doc.get("profile")
+    if profile not in (None, "bhyt", "xades"):
+        raise InvalidRequest(f"{where}.profile must be 'bhyt' or 'xades'")
+    return DocumentRequest(record_id, "xml", xml=data, profile=profile)
 
 
 # -- complete ----------------------------------------------------------------

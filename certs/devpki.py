@@ -105,6 +105,21 @@ def dev_pki_dir() -> Path:
     return Path(__file__).resolve().parent / "dev"
 
 
+def published_base_url(pki_dir: Path) -> str | None:
+    """Where the dev PKI's certificates send validators for CRLs and OCSP (the base URL given
+    to :func:`generate_dev_pki`), read from the hospital seal's certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate((pki_dir / "hospital-seal.cert.pem").read_bytes())
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+    for access in aia:
+        url = str(access.access_location.value)
+        if "/pki/" in url:
+            return url.split("/pki/", 1)[0]
+    return None
+
+
 def generate_dev_pki(
     out_dir: Path, base_url: str = DEFAULT_BASE_URL, passphrase: bytes = DEV_PASSPHRASE
 ) -> None:

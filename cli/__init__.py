@@ -63,7 +63,28 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     elif config.dev_pki and existing.exists():
         click.echo(f"kyso: dev API keys are in {existing}")
     click.echo(f"kyso: listening on http://{host}:{port} ({workers} worker(s))")
-    run(ctx.obj["config_path"], host, port, workers, threads)
+    if config.dev_pki:
+        _warn_of_dev_pki_urls(config.pki_dir, host, port)
+    sys.exit(run(config, ctx.obj["config_path"], host, port, workers, threads))
+
+
+def _warn_of_dev_pki_urls(pki_dir: Path, host: str, port: int) -> None:
+    """Say so when the dev PKI's CRL and OCSP URLs do not lead to this server: kyso checks
+    revocation in process, but pdfsig, Adobe Reader and other validators would fail."""
+    from kyso.certs.devpki import published_base_url
+
+    published = published_base_url(pki_dir)
+    reachable = {f"http://{h}:{port}" for h in (host, "127.0.0.1", "localhost")} if host in (
+        "127.0.0.1", "0.0.0.0", "localhost") else {f"http://{host}:{port}"}  # fmt: skip
+    if published is None or published in reachable:
+        return
+    click.echo(
+        f"kyso: note: the dev PKI's certificates send validators to {published}/pki for CRLs and "
+        f"OCSP, which is not this server; kyso checks revocation itself, but pdfsig and other "
+        f"validators will report an unknown revocation status. To match, run "
+        f"`kyso pki init-dev --out DIR --base-url http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}` "
+        f"and set dev_pki_path = \"DIR\" in the configuration."
+    )
 
 
 # -- clients -----------------------------------------------------------------
@@ -209,15 +230,17 @@ def sign_json_cmd(ctx, infile, alias, level, record_id, detached) -> None:
 @click.option("--json", "as_json", is_flag=True, help="With --lang: the report as JSON, explanations included.")
 @click.pass_context
 def verify(ctx: click.Context, file, payload, lang: str | None, as_json: bool) -> None:
-    """Validate a signed PDF or JWS; print the report (JSON, or in words with --lang);
-    exit 1 unless TOTAL_PASSED."""
+    """Validate a signed PDF, JWS or XML record; print the report (JSON, or in words with
+    --lang); exit 1 unless TOTAL_PASSED."""
     from kyso.formats import parse_json_strict
     from kyso.service import Actor
 
     data = file.read()
     kyso = service_of(ctx)
     try:
-        if data.lstrip()[:1] == b"{":
+        if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
+            report = kyso.verify_xml(Actor("cli"), data)
+        elif data.lstrip()[:1] == b"{":
             jws = parse_json_strict(data)
             body = parse_json_strict(payload.read()) if payload else None
             report = kyso.verify_json(Actor("cli"), jws, body, payload is not None)
@@ -327,11 +350,15 @@ def db_backup(ctx: click.Context, target: Path) -> None:
 
 from kyso.cli.audit import audit  # noqa: E402
 from kyso.cli.check import config_group  # noqa: E402
+from kyso.cli.session import session  # noqa: E402
 from kyso.cli.token import token  # noqa: E402
+from kyso.cli.xml import sign_xml_cmd  # noqa: E402
 
+sign.add_command(sign_xml_cmd)
 main.add_command(audit)
 main.add_command(token)
 main.add_command(config_group)
+main.add_command(session)
 
 
 if __name__ == "__main__":  # pragma: no cover

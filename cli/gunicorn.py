@@ -1,4 +1,10 @@
-"""Gunicorn, embedded: ``kyso serve`` runs the app in N worker processes.
+"""Gunicorn, embedded: ``kyso serve`` runs the app in N worker processes, behind a front.
+
+``kyso serve`` is two processes: the front (:mod:`kyso.cli.front`, this process), which
+listens on ``--host``/``--port`` and reads every request whole, and a gunicorn master
+(forked before anything else runs) whose workers take complete requests from the front
+over a Unix socket in a private directory. The master dies with the front
+(``PR_SET_PDEATHSIG``), and the front stops when the master does.
 
 The app is built in each worker after the fork (never in the master), so every
 worker opens its own database pool and its own PKCS#11 session, as tokens require.
@@ -11,15 +17,23 @@ multiprocess files, in a directory made for this run (or the operator's own
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import os
 import shutil
+import signal
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from gunicorn.app.base import BaseApplication
 
+from kyso.cli.front import FrontSettings, serve
+from kyso.config import Config
+
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+PR_SET_PDEATHSIG = 1
 
 
 class KysoServer(BaseApplication):
@@ -39,9 +53,38 @@ class KysoServer(BaseApplication):
         return create_app(load_config(self.config_path))
 
 
-def run(config_path: str | None, host: str, port: int, workers: int, threads: int) -> None:
+def run(
+    config: Config, config_path: str | None, host: str, port: int, workers: int, threads: int
+) -> int:
+    """Serve until SIGTERM or SIGINT; the exit status."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server(
+        (host, port), family=family, backlog=1024
+    )  # a busy port fails now
+    runtime = tempfile.mkdtemp(prefix="kyso-serve-")  # mode 0700: the workers' socket is ours
+    upstream = os.path.join(runtime, "workers.sock")
+    try:
+        with _shared_metrics():
+            master = os.fork()
+            if master == 0:
+                listener.close()
+                os._exit(_run_master(config_path, upstream, workers, threads))
+            settings = FrontSettings(config.server, config.max_body_bytes, upstream)
+            return asyncio.run(_front(listener, settings, master))
+    finally:
+        listener.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _run_master(config_path: str | None, upstream: str, workers: int, threads: int) -> int:
+    """The gunicorn master, in the forked child; it ends when the front does."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the front still stops it on its way out
+        pass
     options = {
-        "bind": f"{host}:{port}",
+        "bind": f"unix:{upstream}",
+        "proxy_protocol": "v1",  # the front names each request's client
         "workers": workers,
         "threads": threads,
         "worker_class": "gthread",
@@ -54,8 +97,40 @@ def run(config_path: str | None, host: str, port: int, workers: int, threads: in
         # Several kyso servers on one host must not share gunicorn's control socket.
         "control_socket_disable": True,
     }
-    with _shared_metrics():
+    try:
         KysoServer(config_path, options).run()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        return 1
+    return 0
+
+
+async def _front(listener: socket.socket, settings: FrontSettings, master: int) -> int:
+    """The front, until a signal or the master's end; then the master's end."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    status: list[int] = []
+
+    async def watch_master() -> None:
+        while not stop.is_set():
+            pid, code = os.waitpid(master, os.WNOHANG)
+            if pid:
+                status.append(os.waitstatus_to_exitcode(code))
+                stop.set()
+                return
+            await asyncio.sleep(0.5)
+
+    watcher = asyncio.create_task(watch_master())
+    await serve(listener, settings, stop)
+    await watcher
+    if not status:  # stopped by a signal: the master stops its workers gracefully
+        os.kill(master, signal.SIGTERM)
+        code = await asyncio.to_thread(os.waitpid, master, 0)
+        status.append(os.waitstatus_to_exitcode(code[1]))
+    return status[0]
 
 
 @contextmanager

@@ -16,12 +16,12 @@ import binascii
 import hashlib
 import json
 import os
-from typing import IO, TYPE_CHECKING, Any
+import sys
+from typing import IO, Any
 
 import click
 
-if TYPE_CHECKING:
-    from kyso.keystore.base import Scheme
+from kyso.keystore.base import Scheme
 
 PIN_ENV = "KYSO_TOKEN_PIN"
 
@@ -36,11 +36,26 @@ def token() -> None:
     "--module", required=True, help="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so"
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def token_list(module: str, as_json: bool) -> None:
+@click.option(
+    "--pem",
+    is_flag=True,
+    help="Print the signer's certificate, then the issuers the token holds, as PEM: the "
+    "certificate_chain of a signing session (add your CA's intermediate if the token lacks it).",
+)
+@click.option("--token-label", default=None, help="With --pem: the token (if there are several).")
+@click.option("--label", default=None, help="With --pem: the certificate's label (if there are several).")
+def token_list(module: str, as_json: bool, pem: bool, token_label: str | None, label: str | None) -> None:
     """List the tokens of a PKCS#11 module, with their certificates and keys (no PIN needed)."""
-    from kyso.keystore.pkcs11 import list_tokens
+    from kyso.keystore.pkcs11_tokens import certificate_chain, list_tokens
 
     tokens = list_tokens(module)
+    if pem:
+        chosen = [t for t in tokens if "token_label" in t and token_label in (None, t["token_label"])]
+        if len(chosen) != 1:
+            names = ", ".join(repr(t.get("token_label")) for t in tokens) or "none"
+            raise click.UsageError(f"name one token with --token-label (tokens present: {names})")
+        click.echo("".join(certificate_chain(chosen[0], label)), nl=False)
+        return
     if as_json:
         click.echo(json.dumps({"tokens": tokens}, ensure_ascii=False, indent=2))
         return
@@ -51,7 +66,7 @@ def token_list(module: str, as_json: bool) -> None:
 
 
 def _describe_token(entry: dict[str, Any]) -> list[str]:
-    """Text lines for one slot of :func:`kyso.keystore.pkcs11.list_tokens`."""
+    """Text lines for one slot of :func:`kyso.keystore.pkcs11_tokens.list_tokens`."""
     if "token_label" not in entry:
         return [f"slot {entry['slot_id']}: {entry.get('error', 'no readable token')}"]
     if "TOKEN_INITIALIZED" not in entry["flags"]:
@@ -83,10 +98,10 @@ def _describe_token(entry: dict[str, Any]) -> list[str]:
 def sign_session(session_file: IO[str], module: str, token_label: str, key_label: str) -> None:
     """Sign every document of SESSION_FILE (the session answer; '-' for stdin) on the token,
     under one PIN entry, and print {"signatures": [...]} for .../complete."""
-    from kyso.keystore.pkcs11 import sign_many
+    from kyso.keystore.pkcs11_tokens import sign_many
 
     session = _read_session(session_file)
-    items = [_to_sign(index, doc) for index, doc in enumerate(session["documents"])]
+    items = [to_sign(index, doc) for index, doc in enumerate(session["documents"])]
     click.echo(
         f"signing {len(items)} document(s) of session {session.get('id', '?')} with key {key_label!r} "
         f"on token {token_label!r}:",
@@ -97,11 +112,25 @@ def sign_session(session_file: IO[str], module: str, token_label: str, key_label
         click.echo(
             f"  {record}  {doc['algorithm']}  sha256 {hashlib.sha256(data).hexdigest()}", err=True
         )
-    pin = os.environ.get(PIN_ENV) or click.prompt("PIN", hide_input=True, err=True)
-    signatures = sign_many(module, token_label, key_label, pin, items)
+    signatures = sign_many(module, token_label, key_label, read_pin(), items)
     click.echo(
         json.dumps({"signatures": [base64.b64encode(s).decode("ascii") for s in signatures]})
     )
+
+
+def read_pin() -> str:
+    """The token PIN: from KYSO_TOKEN_PIN, or asked for without echo on a terminal."""
+    pin = os.environ.get(PIN_ENV)
+    if pin:
+        return pin
+    if not sys.stdin.isatty():
+        raise click.UsageError(
+            f"the token PIN is needed: run this in a terminal to be asked for it, or set {PIN_ENV}"
+        )
+    try:
+        return click.prompt("PIN", hide_input=True, err=True)
+    except click.Abort:
+        raise click.UsageError("no PIN was given; nothing was signed") from None
 
 
 def _read_session(handle: IO[str]) -> dict[str, Any]:
@@ -121,7 +150,7 @@ def _read_session(handle: IO[str]) -> dict[str, Any]:
     return session
 
 
-def _to_sign(index: int, doc: dict[str, Any]) -> tuple[bytes, Scheme]:
+def to_sign(index: int, doc: dict[str, Any]) -> tuple[bytes, Scheme]:
     """(data_to_sign, keystore scheme) of one document, its digest checked."""
     from kyso.signer.algorithms import ALGORITHMS
 

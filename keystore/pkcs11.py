@@ -24,10 +24,10 @@ from asn1crypto import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import PinExpired, PinIncorrect, PinLocked, PKCS11Error
 
-from kyso.errors import TokenUnavailable
+from kyso.errors import InvalidRequest, TokenUnavailable
 from kyso.formats import ecdsa_raw_to_der
 from kyso.keystore.base import DEFAULT_RSA_SCHEME, KeyInfo, RsaScheme, Scheme, SigningKey
 from kyso.keystore.pkcs11_session import (
@@ -36,9 +36,6 @@ from kyso.keystore.pkcs11_session import (
     describe,
     drop_session,
     find_private_key,
-    find_token_or_rescan,
-    initialised_module,
-    login,
     process_lock,
     token_session,
 )
@@ -51,6 +48,10 @@ PSS_SHA256 = (Mechanism.SHA256, MGF.SHA256, 32)
 _PADDING = {"pkcs1v15": padding.PKCS1v15(), "pss": padding.PSS(padding.MGF1(hashes.SHA256()), 32)}
 _TRIES = 3  # of a token call that failed (see PKCS11Key._guarded)
 _RETRY_PAUSE_SECONDS = 0.05  # times the attempt number, before each retry
+
+
+class KeyMismatch(InvalidRequest, ValueError):
+    """The key on the token is not of the kind the signature needs (RSA vs EC)."""
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,23 @@ def signing_plan(
     raise ValueError(f"unknown signature scheme {scheme!r}")
 
 
+_SCHEME_NAMES = {"ecdsa": "ECDSA", "pkcs1v15": "RSA PKCS#1 v1.5", "pss": "RSASSA-PSS"}
+
+
 def _require(ok: bool, key_type: str, scheme: str) -> None:
     if not ok:
-        raise ValueError(f"scheme {scheme!r} does not apply to an {key_type.upper()} key")
+        raise KeyMismatch(
+            f"a {_SCHEME_NAMES.get(scheme, scheme)} signature does not apply to an "
+            f"{key_type.upper()} key: use the key that belongs to the certificate"
+        )
 
 
-def _key_type(key: Any) -> str:
+def key_type_of(key: Any) -> str:
     """``rsa`` or ``ec`` for a private key object on the token."""
     return {KeyType.RSA: "rsa", KeyType.EC: "ec"}.get(key.key_type, str(key.key_type))
 
 
-def _always_authenticate(key: Any) -> bool:
+def needs_login_each_time(key: Any) -> bool:
     """Whether the key wants the PIN again for every signature (``CKA_ALWAYS_AUTHENTICATE``)."""
     try:
         return bool(key[Attribute.ALWAYS_AUTHENTICATE])
@@ -106,7 +113,7 @@ def _always_authenticate(key: Any) -> bool:
         return False  # a token that does not know the attribute does not ask for it
 
 
-def _token_sign(key: Any, plan: SigningPlan, pin: PinSource, always_authenticate: bool) -> bytes:
+def token_sign(key: Any, plan: SigningPlan, pin: PinSource, always_authenticate: bool) -> bytes:
     """One signature on the token; the PIN again only for keys that demand it."""
     if not always_authenticate:
         return key.sign(plan.message, mechanism=plan.mechanism, mechanism_param=plan.param)
@@ -152,7 +159,7 @@ class Pkcs11Key(SigningKey):
         )
 
     @property
-    def info(self) -> KeyInfo:  # type: ignore[override]  # SigningKey.info, read lazily
+    def info(self) -> KeyInfo:  # type: ignore[override]  # read from the token, lazily
         """The certificate and what goes with it, read from the token on first use."""
         if self._info is None:
             with process_lock():
@@ -182,7 +189,7 @@ class Pkcs11Key(SigningKey):
         key, always_authenticate = self._key()
         mechanisms = token_session(self.module_path, self.token_label, self._pin).mechanisms
         plan = signing_plan(key_type, scheme, data, mechanisms)
-        return _token_sign(key, plan, self._pin, always_authenticate)
+        return token_sign(key, plan, self._pin, always_authenticate)
 
     def _key(self) -> tuple[Any, bool]:
         """The private key handle (found once per session) and whether it re-asks the PIN."""
@@ -190,7 +197,7 @@ class Pkcs11Key(SigningKey):
         cached = opened.objects.get(self.key_label)
         if cached is None:
             key = find_private_key(opened.session, self.key_label)
-            cached = opened.objects[self.key_label] = (key, _always_authenticate(key))
+            cached = opened.objects[self.key_label] = (key, needs_login_each_time(key))
         return cached
 
     def _guarded(self, call: Any) -> Any:
@@ -223,7 +230,7 @@ class Pkcs11Key(SigningKey):
         key, _ = self._key()
         certificate = self._certificate or self._certificate_on_token(key)
         key_type = "ec" if certificate.public_key.algorithm == "ec" else "rsa"
-        if key_type != _key_type(key):
+        if key_type != key_type_of(key):
             raise TokenFailure("the certificate does not belong to this key")
         info = KeyInfo(
             alias=self.alias,
@@ -266,135 +273,3 @@ class Pkcs11Key(SigningKey):
 def _certificates(session: Any, template: dict[Attribute, Any]) -> list[x509.Certificate]:
     objects = session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, **template})
     return [x509.Certificate.load(obj[Attribute.VALUE]) for obj in objects]
-
-
-def list_tokens(module_path: str) -> list[dict[str, Any]]:
-    """Every present token of the module, with what it shows without a PIN.
-
-    Each entry: ``slot_id``, ``slot_description``, ``token_label``, ``manufacturer``, ``model``,
-    ``serial``, ``flags`` (names), ``certificates`` (``label``, ``id`` hex, ``subject``,
-    ``not_after`` ISO 8601), ``public_keys`` and ``private_keys`` (``label``, ``id``,
-    ``key_type``; private keys are usually hidden until login).
-    """
-    with process_lock():
-        try:
-            lib = initialised_module(module_path)
-            return [_describe_slot(slot) for slot in lib.get_slots(token_present=True)]
-        except TokenFailure as failure:
-            raise TokenUnavailable(f"module {module_path!r}: {failure.reason}") from None
-        except PKCS11Error as exc:
-            raise TokenUnavailable(f"module {module_path!r}: {describe(exc)}") from None
-
-
-def _describe_slot(slot: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"slot_id": slot.slot_id, "slot_description": slot.slot_description}
-    try:
-        token = slot.get_token()
-    except PKCS11Error as exc:
-        return entry | {"error": describe(exc)}
-    entry |= {
-        "token_label": token.label,
-        "manufacturer": token.manufacturer_id,
-        "model": token.model,
-        "serial": token.serial.decode("ascii", "replace"),
-        "flags": [flag.name for flag in TokenFlag if flag and token.flags & flag == flag],
-        "certificates": [],
-        "public_keys": [],
-        "private_keys": [],
-    }
-    if token.flags & TokenFlag.TOKEN_INITIALIZED:
-        try:
-            session = token.open()  # no login: only public objects (and no C_Logout on close)
-            try:
-                entry |= _public_objects(session)
-            finally:
-                session.close()
-        except PKCS11Error as exc:
-            entry["error"] = describe(exc)
-    return entry
-
-
-def _public_objects(session: Any) -> dict[str, list[dict[str, Any]]]:
-    """Certificates and keys visible in ``session``."""
-    found: dict[str, list[dict[str, Any]]] = {
-        "certificates": [],
-        "public_keys": [],
-        "private_keys": [],
-    }
-    for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}):
-        certificate = x509.Certificate.load(obj[Attribute.VALUE])
-        found["certificates"].append(
-            {
-                "label": obj[Attribute.LABEL],
-                "id": _object_id(obj),
-                "subject": certificate.subject.human_friendly,
-                "not_after": certificate.not_valid_after.isoformat(),
-            }
-        )
-    for object_class, name in (
-        (ObjectClass.PUBLIC_KEY, "public_keys"),
-        (ObjectClass.PRIVATE_KEY, "private_keys"),
-    ):
-        for obj in session.get_objects({Attribute.CLASS: object_class}):
-            found[name].append(
-                {"label": obj[Attribute.LABEL], "id": _object_id(obj), "key_type": _key_type(obj)}
-            )
-    return found
-
-
-def _object_id(obj: Any) -> str:
-    try:
-        return bytes(obj[Attribute.ID]).hex()
-    except PKCS11Error:
-        return ""
-
-
-def sign_many(
-    module_path: str,
-    token_label: str,
-    key_label: str,
-    pin: str,
-    items: Sequence[tuple[bytes, Scheme]],
-) -> list[bytes]:
-    """SHA-256 signatures of every ``(data, scheme)`` under ONE login, in order.
-
-    For the clinician's ``kyso token sign-session``. ECDSA values are returned raw ``r||s``,
-    as PKCS#11 gives them (the service accepts raw or DER); RSA values as they are.
-    """
-    with process_lock():
-        try:
-            return _sign_all(module_path, token_label, key_label, pin, items)
-        except TokenFailure as failure:
-            reason = failure.reason
-        except PKCS11Error as exc:
-            reason = describe(exc)
-    raise TokenUnavailable(f"token {token_label!r}: token unavailable ({reason})")
-
-
-def _sign_all(
-    module_path: str,
-    token_label: str,
-    key_label: str,
-    pin: str,
-    items: Sequence[tuple[bytes, Scheme]],
-) -> list[bytes]:
-    token = find_token_or_rescan(module_path, token_label)
-    session = login(token, lambda: pin)
-    try:
-        key = find_private_key(session, key_label)
-        key_type, always_authenticate = _key_type(key), _always_authenticate(key)
-        mechanisms = frozenset(token.slot.get_mechanisms())
-        return [
-            _token_sign(
-                key,
-                signing_plan(key_type, scheme, data, mechanisms),
-                lambda: pin,
-                always_authenticate,
-            )
-            for data, scheme in items
-        ]
-    finally:
-        try:
-            session.close()  # logs out when this call logged in
-        except PKCS11Error:
-            pass

@@ -1,13 +1,14 @@
 """Two-step signing sessions (SPEC section 6): a clinician's own token signs what kyso prepared.
 
 :func:`start_session` checks the clinician's certificate chain, prepares every document
-(PDF placeholder and CMS signed attributes; JWS signing input) and stores the session with
+(PDF placeholder and CMS signed attributes; JWS signing input; the canonical
+``SignedInfo`` of an XML record's signature) and stores the session with
 its ``session.start`` audit entry, in one transaction.
 
 :func:`complete_session` checks EVERY returned signature against the certificate before
 anything is embedded, finishes the documents (with the timestamp for ``B-T``), and then, in
 ONE transaction: claims the session (``UPDATE ... WHERE used = false``; a second claim
-finds no row and is ``session_used``), appends one ``sign.pdf``/``sign.json`` entry per
+finds no row and is ``session_used``), appends one ``sign.pdf``/``sign.json``/``sign.xml`` entry per
 document with its record registry row, and a ``session.complete`` entry. Until that commit
 nothing is written: an impostor signature, or a timestamp authority that fails, leaves the
 session as it was, usable again until it expires. A completed session keeps no documents, and
@@ -38,6 +39,7 @@ from kyso.errors import (
     InvalidSignature,
     KysoError,
 )
+from kyso.keystore.base import Scheme
 from kyso.service import Actor, Kyso, sha256_hex
 from kyso.sessions.state import (
     MAX_DOCUMENTS,
@@ -55,9 +57,19 @@ from kyso.sessions.state import (
 )
 from kyso.sessions.store import claim, insert_session, open_session
 from kyso.signer import external as twostep
-from kyso.signer.algorithms import ALGORITHMS, Algorithm, algorithm_for, check_signature
+from kyso.signer.algorithms import (
+    ALGORITHMS,
+    ECDSA,
+    PKCS1V15,
+    PSS,
+    Algorithm,
+    algorithm_for,
+    check_signature,
+)
 from kyso.signer.archive_dates import extend_before
+from kyso.signer.bounds import PdfBounds, releasing_cycles
 from kyso.signer.external import PreparedPdf
+from kyso.signer.xml import PreparedXml, SignedXml, XmlSignOptions, finish_xml, prepare_xml
 from kyso.trust.policy import check_signer_path
 
 # -- start -------------------------------------------------------------------
@@ -79,7 +91,8 @@ def start_session(
     leaf, issuers = request.chain[0], request.chain[1:]
     check_signer_certificate(kyso, leaf, issuers)
     algorithm = algorithm_for(leaf, request.rsa_scheme)
-    documents = asyncio.run(_prepare_all(request, algorithm))
+    with releasing_cycles():
+        documents = asyncio.run(_prepare_all(request, algorithm, kyso.pdf_bounds))
     session = StartedSession(
         secrets.token_urlsafe(24), time.time() + kyso.config.session_minutes * 60, documents
     )
@@ -124,13 +137,13 @@ def check_signer_certificate(
 
 
 async def _prepare_all(
-    request: SessionRequest, algorithm: Algorithm
+    request: SessionRequest, algorithm: Algorithm, bounds: PdfBounds
 ) -> tuple[PreparedDocument, ...]:
     leaf, issuers = request.chain[0], request.chain[1:]
     prepared = []
     for index, doc in enumerate(request.documents):
         try:
-            prepared.append(await _prepare_one(doc, leaf, issuers, algorithm, request))
+            prepared.append(await _prepare_one(doc, leaf, issuers, algorithm, request, bounds))
         except KysoError as exc:
             raise type(exc)(f"documents[{index}]: {exc.detail}") from None
     return tuple(prepared)
@@ -142,10 +155,11 @@ async def _prepare_one(
     issuers: Sequence[x509.Certificate],
     algorithm: Algorithm,
     request: SessionRequest,
+    bounds: PdfBounds,
 ) -> PreparedDocument:
     if doc.kind == "pdf":
         pdf = await twostep.prepare_pdf(
-            doc.pdf, leaf, issuers, algorithm, request.level, request.reason, request.location
+            doc.pdf, leaf, issuers, algorithm, request.level, request.reason, request.location, bounds
         )
         return PreparedDocument(
             doc.record_id,
@@ -155,10 +169,30 @@ async def _prepare_one(
             pdf.signed_attrs,
             pdf.to_state(),
         )
+    if doc.kind == "xml":
+        return _prepare_xml(doc, leaf, issuers, algorithm, request.level)
     jws = twostep.prepare_json(doc.payload, leaf, issuers, twostep.signer_kid(leaf), algorithm)
     state = twostep.prepared_jws_state(jws)
     return PreparedDocument(
         doc.record_id, "json", jws.payload_sha256, algorithm.name, jws.signing_input, state
+    )
+
+
+def _prepare_xml(
+    doc: DocumentRequest,
+    leaf: x509.Certificate,
+    issuers: Sequence[x509.Certificate],
+    algorithm: Algorithm,
+    level: str,
+) -> PreparedDocument:
+    """The XML record with its signature in place; the bhyt profile signs RSA with PKCS#1
+    v1.5 whatever the session asks (the document's own ``algorithm`` says so)."""
+    rsa_scheme: Scheme = "pss" if algorithm is PSS else "pkcs1v15"
+    options = XmlSignOptions(level=level, profile=doc.profile, rsa_scheme=rsa_scheme)
+    prepared = prepare_xml(doc.xml, leaf, issuers, options)
+    used = {"pkcs1v15": PKCS1V15, "pss": PSS, "ecdsa": ECDSA}[prepared.scheme]
+    return PreparedDocument(
+        doc.record_id, "xml", prepared.document_sha256, used.name, prepared.data_to_sign, prepared.to_state()
     )
 
 
@@ -188,7 +222,8 @@ def complete_session(
     ]
     level = state["level"]
     timestamper = kyso.timestamper if level == "B-T" else None
-    finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
+    with releasing_cycles():
+        finished = asyncio.run(_finish_all(docs, checked, leaf, issuers, timestamper))
     completed = CompletedSession(session_id, finished)
     deadlines = [
         extend_before(doc.output.pdf) if isinstance(doc.output, twostep.SignedPdf) else None
@@ -234,8 +269,12 @@ async def _finish_all(
     finished = []
     for doc, signature in zip(docs, signatures, strict=True):
         algorithm = ALGORITHMS[doc["algorithm"]]
-        output: twostep.SignedPdf | twostep.SignedJson
-        if doc["kind"] == "pdf":
+        output: twostep.SignedPdf | twostep.SignedJson | SignedXml
+        if doc["kind"] == "xml":
+            level = "B-T" if timestamper is not None else "B-B"
+            prepared_xml = PreparedXml.from_state(doc["prepared"], leaf)
+            output = await asyncio.to_thread(finish_xml, prepared_xml, signature, level, timestamper)
+        elif doc["kind"] == "pdf":
             prepared = PreparedPdf.from_state(doc["prepared"])
             output = await twostep.finish_pdf(
                 prepared, signature, leaf, issuers, algorithm, timestamper
@@ -261,6 +300,8 @@ def _sign_draft(
     }
     if isinstance(doc.output, twostep.SignedPdf):
         detail["field"] = doc.output.field
+    if isinstance(doc.output, SignedXml):
+        detail["profile"] = doc.output.profile
     return EntryDraft(
         action=f"sign.{doc.kind}",
         actor=actor.name,

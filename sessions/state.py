@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry
 from kyso.signer import external as twostep
+from kyso.signer.xml import SignedXml
 
 SESSION_LEVELS = ("B-B", "B-T")
 MAX_DOCUMENTS = 100
@@ -28,12 +29,15 @@ WithEntries = Callable[[Connection, Any, Any], None]
 
 @dataclass(frozen=True)
 class DocumentRequest:
-    """One record to sign: a PDF (``pdf`` bytes) or a JSON value (``payload``)."""
+    """One record to sign: a PDF (``pdf`` bytes), a JSON value (``payload``) or an XML
+    record (``xml`` bytes, in ``profile`` ``bhyt`` or ``xades``, or as its content says)."""
 
     record_id: str | None
-    kind: Literal["pdf", "json"]
+    kind: Literal["pdf", "json", "xml"]
     pdf: bytes = b""
     payload: Any = None
+    xml: bytes = b""
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class PreparedDocument:
     document_sha256: str  # of the record as received (for JSON: its JCS bytes)
     algorithm: str
     data_to_sign: bytes
-    prepared: dict[str, Any]  # PreparedPdf / PreparedJws state
+    prepared: dict[str, Any]  # PreparedPdf / PreparedJws / PreparedXml state
 
     def state(self) -> dict[str, Any]:
         """What the session keeps (the data to sign is derived again from ``prepared``)."""
@@ -91,13 +95,13 @@ class FinishedDocument:
     record_id: str | None
     kind: str
     document_sha256: str
-    output: twostep.SignedPdf | twostep.SignedJson
+    output: twostep.SignedPdf | twostep.SignedJson | SignedXml
 
     @property
     def signature_sha256(self) -> str:
         return (
             self.output.sha256
-            if isinstance(self.output, twostep.SignedPdf)
+            if isinstance(self.output, (twostep.SignedPdf, SignedXml))
             else self.output.signature_sha256
         )
 
@@ -105,6 +109,8 @@ class FinishedDocument:
         answer: dict[str, Any] = {"record_id": self.record_id, "audit_seq": entry.seq}
         if isinstance(self.output, twostep.SignedPdf):
             answer["pdf"] = b64(self.output.pdf)
+        elif isinstance(self.output, SignedXml):
+            answer["xml"] = b64(self.output.xml)
         else:
             answer["signature"] = self.output.jws
         return answer
@@ -120,6 +126,8 @@ def data_to_sign(doc: dict[str, Any]) -> bytes:
     prepared = doc["prepared"]
     if doc["kind"] == "pdf":
         return base64.b64decode(prepared["signed_attrs"])
+    if doc["kind"] == "xml":
+        return base64.b64decode(prepared["signed_info"])  # the canonical SignedInfo
     return f"{prepared['protected']}.{prepared['payload']}".encode("ascii")
 
 

@@ -21,7 +21,7 @@ class Algorithm:
     """A signature algorithm a clinician's token is asked to use, by its session name."""
 
     name: str
-    scheme: Scheme  # the keystore's name, as kyso.keystore.pkcs11.sign_many takes it
+    scheme: Scheme  # the keystore's name, as kyso.keystore.pkcs11_tokens.sign_many takes it
     jws_alg: str
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from asn1crypto import cms, x509
 from cryptography import x509 as cx509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
@@ -41,6 +41,7 @@ from kyso.errors import (
 )
 from kyso.keystore.base import KeyInfo
 from kyso.signer.algorithms import Algorithm, cms_mechanism
+from kyso.signer.bounds import DEFAULT_BOUNDS, PdfBounds
 from kyso.signer.jades import PreparedJws, SignedJson, finish_jws, jws_signature_value, prepare_jws
 from kyso.signer.pades import SignedPdf, free_field_name, load_pdf
 from kyso.signer.timestamp.client import TimestampClient
@@ -135,10 +136,11 @@ async def prepare_pdf(
     level: str,
     reason: str | None = None,
     location: str | None = None,
+    bounds: PdfBounds = DEFAULT_BOUNDS,
 ) -> PreparedPdf:
     """Write the placeholder of a PAdES ``level`` (B-B or B-T) signature and compute the
     signed attributes the token must sign."""
-    data, reader, _ = load_pdf(data)
+    data, reader, _ = load_pdf(data, bounds=bounds)
     field = free_field_name(reader)
     ext = _external_signer(certificate, chain, algorithm, bytes(SIGNATURE_ALLOWANCE))
     estimate = await ext.async_sign(bytes(32), "sha256", dry_run=True, use_pades=True)
@@ -155,10 +157,12 @@ async def prepare_pdf(
     )
     output = BytesIO()
     try:
-        writer = IncrementalPdfFileWriter(BytesIO(data), strict=False)
+        writer = IncrementalPdfFileWriter(BytesIO(data), strict=False, decode_limits=bounds.decode_limits())
         prepared, _, _ = await pdf_signer.async_digest_doc_for_signing(
             writer, bytes_reserved=2 * room, output=output
         )
+    except PdfDecodeLimitError:
+        raise bounds.too_much_inflated() from None
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AssertionError) as exc:
         raise InvalidPdf(f"the PDF cannot be prepared for signing: {exc}") from None
     attrs = await ext.signed_attrs(prepared.document_digest, "sha256", use_pades=True)

@@ -27,7 +27,7 @@ from io import BytesIO
 
 from asn1crypto import cms
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
 from pyhanko.sign.general import extract_certificate_info
@@ -47,6 +47,7 @@ from pyhanko_certvalidator.errors import (
 from pyhanko_certvalidator.path import ValidationPath
 
 from kyso.errors import InvalidPdf, InvalidRequest, KysoError, RevocationUnavailable, TsaUnavailable
+from kyso.signer.bounds import DEFAULT_BOUNDS, PdfBounds
 from kyso.signer.pades import check_pdf_envelope, open_pdf
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ async def async_extend_pdf(
     level: str,
     timestamper: TimeStamper | None,
     context: ValidationContext,
+    bounds: PdfBounds = DEFAULT_BOUNDS,
 ) -> ExtendedPdf:
     """``data`` with the validation data of all its signatures and document timestamps,
     plus an archive timestamp for ``B-LTA``.
@@ -93,7 +95,7 @@ async def async_extend_pdf(
     if level == "B-LTA" and timestamper is None:
         raise TsaUnavailable("B-LTA needs a timestamp authority, and none is configured")
     check_pdf_envelope(data)
-    reader = open_pdf(data)
+    reader = open_pdf(data, bounds)
     signatures, doc_timestamps = _embedded(reader)
     _require_timestamps(signatures)
     items = _to_validate(signatures, doc_timestamps)
@@ -105,7 +107,9 @@ async def async_extend_pdf(
 
     archive = free_timestamp_name(reader) if level == "B-LTA" else None
     try:
-        extended = await _write(data, paths, context, timestamper, archive)
+        extended = await _write(data, paths, context, timestamper, archive, bounds)
+    except PdfDecodeLimitError:
+        raise bounds.too_much_inflated() from None
     except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InvalidPdf(f"the PDF cannot be extended: {exc}") from None
     return ExtendedPdf(
@@ -124,10 +128,11 @@ async def _write(
     context: ValidationContext,
     timestamper: TimeStamper | None,
     archive: str | None,
+    bounds: PdfBounds,
 ) -> bytes:
     """One incremental update: the DSS with everything ``paths`` and ``context`` hold, and
     the archive timestamp in field ``archive`` when there is one (it then covers the DSS)."""
-    writer = IncrementalPdfFileWriter(BytesIO(data), strict=False)
+    writer = IncrementalPdfFileWriter(BytesIO(data), strict=False, decode_limits=bounds.decode_limits())
     # No VRI: PAdES baseline does not need it, and one DSS update serves every signature.
     DocumentSecurityStore.supply_dss_in_writer(
         writer, sig_contents=None, paths=paths, validation_context=context

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import cast
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec
@@ -27,6 +27,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from kyso.errors import EncryptedPdf, InvalidPdf, InvalidRequest, TsaUnavailable
 from kyso.keystore.base import SigningKey
+from kyso.signer.bounds import DEFAULT_BOUNDS, OverLimit, PdfBounds
 from kyso.signer.cms import KeystoreSigner
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
@@ -84,43 +85,60 @@ def check_pdf_envelope(data: bytes) -> None:
         raise InvalidPdf("the PDF is truncated (no %%EOF marker at its end)")
 
 
-def load_pdf(data: bytes, repair: bool = False) -> tuple[bytes, PdfFileReader, bool]:
+def load_pdf(
+    data: bytes, repair: bool = False, bounds: PdfBounds = DEFAULT_BOUNDS
+) -> tuple[bytes, PdfFileReader, bool]:
     """Parse a PDF for signing: ``(bytes to sign, reader, repaired)``.
 
     A file whose structure cannot be read is refused, or, when the caller allows it
     (``repair``), rebuilt first. Rebuilding is never silent: a signer attests to what
-    it signs, so the caller must accept that the signed file is the rebuilt one."""
+    it signs, so the caller must accept that the signed file is the rebuilt one. Nothing
+    is rebuilt, not even on trial, unless the caller asks: the rebuild inflates what the
+    file holds, and runs apart, in a child process with limits."""
     check_pdf_envelope(data)
     try:
-        return data, open_pdf(data), False
-    except EncryptedPdf:
+        return data, open_pdf(data, bounds), False
+    except (EncryptedPdf, OverLimit):
         raise
     except InvalidPdf as exc:
-        from kyso.signer.repair.rebuild import repair_pdf
-
-        # repair_pdf refuses, naming what was lost, a file that cannot be rebuilt whole.
-        fixed = repair_pdf(data)
         if not repair:
             raise InvalidPdf(
-                f"{exc.detail}. The file is damaged but can be rebuilt without loss; send it again "
-                "with repair=true to have kyso rebuild its structure and sign the rebuilt file"
+                f"{exc.detail}. If the file is damaged, send it again with repair=true to have "
+                "kyso rebuild its structure, when that loses nothing, and sign the rebuilt file"
             ) from None
-        return fixed, open_pdf(fixed), True
+    from kyso.signer.repair.isolated import repair_in_child
+
+    # The rebuild refuses, naming what was lost, a file that cannot be rebuilt whole.
+    fixed = repair_in_child(data, bounds)
+    return fixed, open_pdf(fixed, bounds), True
 
 
-def open_pdf(data: bytes) -> PdfFileReader:
-    """Parse a PDF as it is, refusing what cannot be read or is encrypted."""
+def open_pdf(data: bytes, bounds: PdfBounds = DEFAULT_BOUNDS) -> PdfFileReader:
+    """Parse a PDF as it is, refusing what cannot be read, is encrypted, or is over
+    ``bounds`` (objects, inflated bytes, signature fields)."""
+    bounds.check_bytes(data)
     try:
-        reader = PdfFileReader(BytesIO(data), strict=False)
+        reader = PdfFileReader(BytesIO(data), strict=False, decode_limits=bounds.decode_limits())
         trailer = reader.trailer
+    except PdfDecodeLimitError:
+        raise bounds.too_much_inflated() from None
     except _READ_ERRORS as exc:
         raise InvalidPdf(f"the PDF cannot be read: {exc}") from None
     if "/Encrypt" in trailer:
         raise EncryptedPdf(_ENCRYPTED)
+    bounds.check_reader(reader)
     try:
         reader.root["/Pages"]
+    except PdfDecodeLimitError:
+        raise bounds.too_much_inflated() from None
     except _READ_ERRORS as exc:
         raise InvalidPdf(f"the PDF has no readable page tree: {exc}") from None
+    try:
+        bounds.check_fields(reader)
+    except PdfDecodeLimitError:
+        raise bounds.too_much_inflated() from None
+    except _READ_ERRORS as exc:
+        raise InvalidPdf(f"the PDF's signature fields cannot be read: {exc}") from None
     return reader
 
 
@@ -148,6 +166,7 @@ async def async_sign_pdf(
     timestamper: TimeStamper | None,
     validation_context: ValidationContext | None = None,
     stamp_font: Path | None = None,
+    bounds: PdfBounds = DEFAULT_BOUNDS,
 ) -> SignedPdf:
     """Sign ``data`` at ``options.level``; the timestamper is needed from ``B-T`` on and
     the validation context (trust + revocation sources) from ``B-LT`` on.
@@ -163,7 +182,7 @@ async def async_sign_pdf(
         raise TsaUnavailable(f"{level} needs a timestamp authority, and none is configured")
     if level in ("B-LT", "B-LTA") and validation_context is None:
         raise ValueError(f"{level} needs a validation context (trust anchors and revocation sources)")
-    data, reader, repaired = load_pdf(data, options.repair)
+    data, reader, repaired = load_pdf(data, options.repair, bounds)
     field = options.field or free_field_name(reader)
     state = _field_state(reader, field)
     if options.field and state:
@@ -206,9 +225,11 @@ async def async_sign_pdf(
         stamp_style=stamp_style,
     )
     try:
-        writer = IncrementalPdfFileWriter(BytesIO(data), strict=False)
+        writer = IncrementalPdfFileWriter(BytesIO(data), strict=False, decode_limits=bounds.decode_limits())
         out = BytesIO()
         await pdf_signer.async_sign_pdf(writer, output=out)
+    except PdfDecodeLimitError:
+        raise bounds.too_much_inflated() from None
     except _READ_ERRORS as exc:
         raise InvalidPdf(f"the PDF cannot be signed: {exc}") from None
     signed = out.getvalue()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +36,9 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 @contextmanager
-def kyso_serve(data_dir: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+def kyso_serve(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     """Start ``kyso serve``; yield (base URL, process, log file); stop it at the end."""
     port = port or free_port()
     log = data_dir / f"serve-{port}.log"
@@ -59,3 +63,36 @@ def kyso_serve(data_dir: Path, *args: str, env: dict[str, str] | None = None, po
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def api_key(data_dir: Path, client: str) -> str:
+    return next(
+        line.split()[-1]
+        for line in (data_dir / "dev-api-keys.txt").read_text().splitlines()
+        if client in line
+    )
+
+
+def post(
+    url: str, path: str, body: bytes, key: str, content_type: str = "application/pdf"
+) -> tuple[int, dict | bytes]:
+    req = urllib.request.Request(
+        url + path,
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": content_type},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if resp.headers.get_content_type().endswith(
+                "json"
+            ) else raw
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def config_env(tmp_path: Path, toml: str) -> dict[str, str]:
+    path = tmp_path / "kyso.toml"
+    path.write_text("dev_pki = true\n" + toml)
+    return {"KYSO_CONFIG": str(path)}

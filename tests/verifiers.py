@@ -107,3 +107,62 @@ def signature_timestamp_of(cms_der: bytes) -> tuple[bytes, bytes] | None:
         if attr["type"].native == "signature_time_stamp_token":
             return attr["values"][0].dump(), signer["signature"].native
     return None
+
+
+# -- XML Signatures -------------------------------------------------------------------
+
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
+PSS_METHODS = ("sha256-rsa-MGF1", "sha384-rsa-MGF1", "sha512-rsa-MGF1")
+
+
+def xmlsec1_verify(
+    xml: Path, root_pem: Path, untrusted_pem: Path, id_elements: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """Debian's ``xmlsec1 --verify`` (libxmlsec1 1.2, OpenSSL): the signature in ``xml``
+    with its certificate from KeyInfo, trusted only through ``root_pem``; XAdES
+    ``SignedProperties`` Ids declared, and ``Id`` of ``id_elements``. Exit code 0 means verified."""
+    ids = [arg for name in id_elements for arg in ("--id-attr:Id", name)]
+    return subprocess.run(
+        ["xmlsec1", "--verify", "--enabled-key-data", "x509", "--enabled-reference-uris", "empty,same-doc",
+         "--trusted-pem", str(root_pem), "--untrusted-pem", str(untrusted_pem),
+         "--id-attr:Id", f"{XADES_NS}:SignedProperties", *ids, str(xml)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def libxmlsec13_verify(xml: bytes, root_pem: Path, untrusted_pem: Path) -> None:
+    """libxmlsec1 1.3 (the build in the python-xmlsec wheel), which knows RSA-PSS:
+    the certificate from KeyInfo, trusted through ``root_pem``. Raises ``xmlsec.Error``."""
+    import xmlsec
+    from lxml import etree
+
+    manager = xmlsec.KeysManager()
+    manager.load_cert(str(root_pem), xmlsec.constants.KeyDataFormatPem, xmlsec.constants.KeyDataTypeTrusted)
+    manager.load_cert(str(untrusted_pem), xmlsec.constants.KeyDataFormatPem, xmlsec.constants.KeyDataTypeNone)
+    tree = etree.fromstring(xml).getroottree()
+    ctx = xmlsec.SignatureContext(manager)
+    for node in tree.iter(f"{{{XADES_NS}}}SignedProperties"):
+        ctx.register_id(node, "Id")
+    ctx.verify(tree.find(f".//{{{DS_NS}}}Signature"))
+
+
+def xml_signature_timestamps(xml: bytes) -> list[tuple[bytes, bytes]]:
+    """(token DER, the bytes its imprint covers) of each XAdES SignatureTimeStamp: the
+    SignatureValue element canonicalised as the timestamp element says (EN 319 132-1 5.3)."""
+    import base64
+
+    from lxml import etree
+
+    tree = etree.fromstring(xml).getroottree()
+    result = []
+    for signature in tree.iter(f"{{{DS_NS}}}Signature"):
+        value = signature.find(f"{{{DS_NS}}}SignatureValue")
+        for stamp in signature.iter(f"{{{XADES_NS}}}SignatureTimeStamp"):
+            algorithm = stamp.find(f"{{{DS_NS}}}CanonicalizationMethod").get("Algorithm")
+            assert algorithm == "http://www.w3.org/2001/10/xml-exc-c14n#", algorithm
+            covered = etree.tostring(value, method="c14n", exclusive=True, with_comments=False)
+            token = base64.b64decode(stamp.findtext(f"{{{XADES_NS}}}EncapsulatedTimeStamp"))
+            result.append((token, covered))
+    return result

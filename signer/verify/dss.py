@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from asn1crypto import crl, ocsp, x509
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
-from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
+from pyhanko.pdf_utils.rw_common import PdfHandler
 from pyhanko.sign.ades.report import AdESPassed
 from pyhanko.sign.validation.ades import ades_lta_validation
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
@@ -55,7 +55,7 @@ class DssData:
     ocsps: tuple[bytes, ...] = ()
 
 
-def read_dss(handler: PdfFileReader | HistoricalResolver) -> DssData:
+def read_dss(handler: PdfHandler) -> DssData:
     """The DSS of a PDF (or of one of its revisions); empty if absent or unreadable."""
     try:
         dss = handler.root.get("/DSS")

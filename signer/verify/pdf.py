@@ -45,6 +45,7 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 
 from kyso.errors import InvalidPdf, KysoError
+from kyso.signer.bounds import PdfBounds
 from kyso.signer.pades import check_pdf_envelope, open_pdf
 from kyso.signer.verify import report as r
 from kyso.signer.verify.common import (
@@ -99,7 +100,7 @@ async def async_verify_pdf(
     ``registered``, when given, looks the file up in kyso's log: only when the log holds the
     whole file is each signature given the entry of its own output
     (:mod:`kyso.signer.verify.logged`)."""
-    reader = _open(data)
+    reader = _open(data, settings.pdf_bounds)
     signatures, doc_timestamps = _collect(reader)
     dss = read_dss(reader)
     covering = [await _doc_timestamp(ts, settings) for ts in doc_timestamps]
@@ -115,12 +116,12 @@ async def async_verify_pdf(
     return Report(hashlib.sha256(data).hexdigest(), tuple(reports))
 
 
-def _open(data: bytes) -> PdfFileReader:
+def _open(data: bytes, bounds: PdfBounds) -> PdfFileReader:
     """Parse the PDF as :func:`kyso.signer.pades.open_pdf` does; anything else its parser
     raises on a damaged file (zlib errors, ...) is an InvalidPdf too."""
     check_pdf_envelope(data)
     try:
-        return open_pdf(data)
+        return open_pdf(data, bounds)
     except KysoError:
         raise
     except Exception as exc:

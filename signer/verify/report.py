@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from asn1crypto import x509
+
+from kyso.signer.bounds import PdfBounds
 
 TOTAL_PASSED = "TOTAL_PASSED"
 INDETERMINATE = "INDETERMINATE"
@@ -94,6 +96,7 @@ class VerifySettings:
     allow_fetching: bool = True
     crls: tuple[bytes, ...] = ()
     ocsps: tuple[bytes, ...] = ()
+    pdf_bounds: PdfBounds = field(default_factory=PdfBounds)  # what one PDF may cost
 
     def __post_init__(self) -> None:
         if self.revocation not in ("soft-fail", "require"):

@@ -35,7 +35,7 @@ from kyso.api import create_app
 from kyso.config import KeyConfig, load_config
 from kyso.service import Kyso
 
-KYSO = str(Path(sys.executable).parent / "kyso")
+KYSO = str(Path(sys.executable).parent / "kyso")  # the installed console script, as a clinician runs it
 PIN_ENV = "KYSO_TEST_HSM_PIN"
 CANARY_PIN = (
     "canary-PIN-7f3a9"  # kyso-api's PIN (tests/keystore/conftest.py), also used as a wrong one

@@ -19,7 +19,8 @@ from softhsm import Hsm
 
 from kyso.errors import TokenUnavailable
 from kyso.keystore import pkcs11_session
-from kyso.keystore.pkcs11 import Pkcs11Key, list_tokens, sign_many, signing_plan
+from kyso.keystore.pkcs11 import Pkcs11Key, signing_plan
+from kyso.keystore.pkcs11_tokens import list_tokens, sign_many
 
 CANARY_PIN = "canary-PIN-7f3a9"
 
