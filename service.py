@@ -154,7 +154,9 @@ class Kyso:
             max_requests=t.fetch_max_requests,
             max_bytes=t.fetch_max_bytes,
         )
-        return TrustStore.from_patterns(t.roots, in_process=self.dev_revocation, fetch_policy=policy)
+        return TrustStore.from_patterns(
+            t.roots, profile=t.profile, in_process=self.dev_revocation, fetch_policy=policy
+        )
 
     @cached_property
     def _revocation_checker(self) -> RevocationChecker:
@@ -255,17 +257,17 @@ class Kyso:
     async def _async_sign_pdf(self, data: bytes, key: SigningKey, options: PdfSignOptions) -> SignedPdf:
         """Sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and then add the
         validation data, gathered after the signature exists as validators expect."""
-        stamp = None
+        font = None
         if options.visible:
-            from kyso.signer.stamp import find_font, stamp_style
+            from kyso.signer.stamp import find_font
 
-            stamp = stamp_style(find_font(self.config.stamp_font), with_reason=bool(options.reason))
+            font = find_font(self.config.stamp_font)
         if options.level not in EXTENSION_LEVELS:
             return await async_sign_pdf(
-                data, key, options, self.timestamper, stamp_style=stamp, bounds=self.pdf_bounds
+                data, key, options, self.timestamper, stamp_font=font, bounds=self.pdf_bounds
             )
         base = replace(options, level="B-T")
-        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_style=stamp, bounds=self.pdf_bounds)
+        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_font=font, bounds=self.pdf_bounds)
         context = self.trust.revocation_context(key.info.chain)
         try:
             extended = await async_extend_pdf(

@@ -39,6 +39,8 @@ def _q(name: str, description: str, required: bool = False, schema: dict[str, An
 
 _IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
                 "description": "A retry with the same key returns the first answer byte for byte (kept 24 hours)."}
+_LANGUAGE = {"name": "Accept-Language", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "vi or en (default): the language of the report's explanation members."}
 _PDF_BODY = {"required": True, "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
 _PDF_OK = {"description": "The signed PDF", "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
            "headers": {"Kyso-Audit-Seq": {"schema": {"type": "integer"}},
@@ -75,7 +77,8 @@ def document() -> dict[str, Any]:
                                  ("404", "415", "429"), requestBody={"content": {"application/timestamp-query": {}}})},
             "/": {"get": _op("Verification page (Vietnamese and English)", None, {"description": "HTML"})},
             "/page/verify": {"post": _op("Verification for the public page", None, _json(_REPORT), ("400", "404", "413", "429"),
-                                         requestBody={"content": {"application/pdf": {}, "application/json": {}}})},
+                                         requestBody={"content": {"application/pdf": {}, "application/json": {}}},
+                                         parameters=[_LANGUAGE])},
             "/api/v1/openapi.json": {"get": _op("This document", None, _json())},
             "/api/v1/keys": {"get": _op("Key aliases the caller may use", "his, admin", _json())},
             "/api/v1/sign/pdf": {"post": _op(
@@ -129,7 +132,7 @@ def document() -> dict[str, Any]:
                                                              "user_id": {"type": "string"}}},
                                    "description": {"type": "string", "maxLength": 1024},
                                    "level": {"type": "string", "enum": ["B-B", "B-T"]},
-                                   "rsa_scheme": {"type": "string", "enum": ["pkcs1v15", "pss"]},
+                                   "rsa_scheme": {"type": "string", "enum": ["pss", "pkcs1v15"], "default": "pss"},
                                    "reason": {"type": "string"}, "location": {"type": "string"},
                                    "documents": {"type": "array", "items": {"type": "object"}, "description":
                                                  "{record_id, pdf: base64}, {record_id, json: record} or "
@@ -179,14 +182,15 @@ def document() -> dict[str, Any]:
                 _OCSP_OK, ("404",),
                 parameters=[{"name": "encoded", "in": "path", "required": True, "schema": {"type": "string"}}])},
             "/api/v1/verify/pdf": {"post": _op("Validate a signed PDF", "his, auditor, admin", _json(_REPORT),
-                                               ("400", "413"), requestBody=_PDF_BODY)},
+                                               ("400", "413"), requestBody=_PDF_BODY, parameters=[_LANGUAGE])},
             "/api/v1/verify/json": {"post": _op(
-                "Validate a JWS", "his, auditor, admin", _json(_REPORT), ("400", "413"),
+                "Validate a JWS", "his, auditor, admin", _json(_REPORT), ("400", "413"), parameters=[_LANGUAGE],
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["signature"],
                     "properties": {"signature": {"type": "object"}, "payload": {}}}}}})},
             "/api/v1/verify/xml": {"post": _op("Validate the XML signatures of a record", "his, auditor, admin",
-                                               _json(_REPORT), ("400", "413", "415"), requestBody=_XML_BODY)},
+                                               _json(_REPORT), ("400", "413", "415"), requestBody=_XML_BODY,
+                                               parameters=[_LANGUAGE])},
             "/api/v1/records": {"get": _op(
                 "Records whose newest signed PDF must be extended before a date, soonest first",
                 "his, auditor, admin",
@@ -221,7 +225,10 @@ def document() -> dict[str, Any]:
                 "type": "object", "required": ["indication", "document_sha256", "signatures"],
                 "properties": {"indication": {"type": "string", "enum": ["TOTAL_PASSED", "INDETERMINATE", "TOTAL_FAILED"]},
                                "document_sha256": {"type": "string"},
-                               "signatures": {"type": "array", "items": {"type": "object"}}}}},
+                               "signatures": {"type": "array", "items": {"type": "object"}},
+                               "explanation": {"type": "object", "description": "lang, verdict, summary, labels; each "
+                                               "signature has its own (verdict, signer, time, changes, trust, revocation, "
+                                               "log, terms), in the language of Accept-Language"}}}},
         },
     }
 

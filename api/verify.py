@@ -1,11 +1,13 @@
-"""POST /api/v1/verify/pdf and /verify/json: validation reports (SPEC section 5)."""
+"""POST /api/v1/verify/pdf and /verify/json: validation reports (SPEC section 5), explained
+in the language of ``Accept-Language`` (Vietnamese or English)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, request
 
 from kyso.api import fields
 from kyso.api.auth import endpoint
+from kyso.api.language import explained
 from kyso.api.sign import json_body
 from kyso.errors import InvalidRequest
 from kyso.service import Actor, sha256_hex
@@ -19,7 +21,7 @@ def verify_pdf():
     data = request.get_data()
     g.audit["document_sha256"] = sha256_hex(data)
     report = current_app.extensions["kyso"].verify_pdf(Actor(g.client.name, g.client.role), data)
-    return jsonify(report)
+    return explained(report)
 
 
 @bp.post("/verify/json")
@@ -32,4 +34,4 @@ def verify_json():
     report = current_app.extensions["kyso"].verify_json(
         Actor(g.client.name, g.client.role), body["signature"], body.get("payload"), "payload" in body
     )
-    return jsonify(report)
+    return explained(report)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, request
 
 from kyso.api import idempotency
 from kyso.api.auth import endpoint, require_key_grant
+from kyso.api.language import explained
 from kyso.api.params import query_str
 from kyso.errors import UnsupportedMediaType
 from kyso.service import Actor, sha256_hex
@@ -66,4 +67,4 @@ def verify_xml() -> Response:
     data = xml_body()
     g.audit["document_sha256"] = sha256_hex(data)
     report = current_app.extensions["kyso"].verify_xml(Actor(g.client.name, g.client.role), data)
-    return jsonify(report)
+    return explained(report)

@@ -114,6 +114,27 @@ def test_verify_exits_1_for_a_changed_pdf_and_0_for_a_good_one(data_dir: Path, t
     assert bad.returncode == 1
 
 
+def test_verify_lang_vi_says_in_plain_vietnamese_who_signed_when_and_whether_it_changed(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    good = kyso(data_dir, "verify", str(data_dir / "signed.pdf"), "--lang", "vi")
+    assert good.returncode == 0, good.stderr
+    text = good.stdout.decode()
+    assert text.startswith("Kết luận về tài liệu: Hợp lệ\n")
+    assert "Người ký: Bệnh viện" in text and "(giờ Việt Nam, UTC+7)" in text
+    assert "Sau khi ký: Tài liệu không bị sửa đổi sau khi ký." in text
+    assert "Nhật ký kyso: Nhật ký kyso lưu đúng tệp này" in text
+    assert "{" not in text  # words, not JSON
+    signed = (data_dir / "signed.pdf").read_bytes()
+    i = signed.index(b"/Contents") - 200
+    (tmp_path / "changed.pdf").write_bytes(signed[:i] + bytes([signed[i] ^ 0x01]) + signed[i + 1 :])
+    bad = kyso(data_dir, "verify", str(tmp_path / "changed.pdf"), "--lang", "vi")
+    assert bad.returncode == 1
+    assert "tài liệu đã bị sửa đổi sau khi ký" in bad.stdout.decode()
+    as_json = json.loads(kyso(data_dir, "verify", str(data_dir / "signed.pdf"), "--lang", "en", "--json").stdout)
+    assert as_json["explanation"]["lang"] == "en" and as_json["signatures"][0]["explanation"]["terms"]
+
+
 def test_records_due_lists_the_records_to_extend_before_a_day(tmp_path: Path) -> None:
     data, signed = tmp_path / "var", tmp_path / "signed.pdf"
     result = kyso(data, "sign", "pdf", str(corpus_pdfs()[5]), str(signed), "--key", "hospital-seal",

@@ -111,7 +111,9 @@ def sign_in_software(key, session: dict) -> list[str]:
     out = []
     for doc in session["documents"]:
         data = base64.b64decode(doc["data_to_sign"])
-        if isinstance(key, rsa.RSAPrivateKey):
+        if isinstance(key, rsa.RSAPrivateKey) and doc["algorithm"] == "RSASSA-PSS-SHA256":
+            out.append(key.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPrivateKey):
             out.append(key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
         else:
             out.append(key.sign(data, ec.ECDSA(hashes.SHA256())))
@@ -183,7 +185,7 @@ def test_two_pdfs_and_a_json_signed_on_the_clinicians_token_validate_everywhere(
         "enc/1/bundle",
     ]
     for doc in session["documents"]:
-        assert doc["algorithm"] == "RSASSA-PKCS1-v1_5-SHA256"
+        assert doc["algorithm"] == "RSASSA-PSS-SHA256"  # RSA: PSS unless asked otherwise
         digest = hashlib.sha256(base64.b64decode(doc["data_to_sign"])).digest()
         assert base64.b64decode(doc["digest"]) == digest
     jws_input = base64.b64decode(session["documents"][2]["data_to_sign"]).decode("ascii")
@@ -199,7 +201,7 @@ def test_two_pdfs_and_a_json_signed_on_the_clinicians_token_validate_everywhere(
         assert signed.startswith(original)  # an incremental update: the record is untouched
         assert check_pdf(signed, tmp_path, nssdb, root_pem, chain_pem, timestamped=True) == AN_CN
     header = jwcrypto_verify(out[2]["signature"])
-    assert header["kid"] == AN_CN and header["alg"] == "RS256" and header["crit"] == ["sigT"]
+    assert header["kid"] == AN_CN and header["alg"] == "PS256" and header["crit"] == ["sigT"]
     assert len(header["x5c"]) == 2  # clinician and intermediate, not the root
     token = base64.b64decode(
         out[2]["signature"]["header"]["etsiU"][0]["sigTst"]["tstTokens"][0]["val"]
@@ -266,19 +268,19 @@ def test_an_ec_token_signs_at_b_b_and_raw_or_der_ecdsa_values_are_both_accepted(
     assert "header" not in out[1]["signature"]  # B-B: no timestamp
 
 
-def test_rsa_pss_is_used_where_the_session_asks_for_it(
+def test_rsa_pkcs1_v15_is_used_where_the_session_asks_for_it(
     service: Service, clinicians, tmp_path: Path, nssdb: str, root_pem: Path, chain_pem: Path
 ) -> None:
     an = clinicians["dr-an"]
-    documents = [pdf_doc(0, "enc/pss/a"), {"record_id": "enc/pss/b", "json": RECORD}]
-    session = start(service, an, documents, level="B-B", rsa_scheme="pss").json
-    assert {d["algorithm"] for d in session["documents"]} == {"RSASSA-PSS-SHA256"}
+    documents = [pdf_doc(0, "enc/v15/a"), {"record_id": "enc/v15/b", "json": RECORD}]
+    session = start(service, an, documents, level="B-B", rsa_scheme="pkcs1v15").json
+    assert {d["algorithm"] for d in session["documents"]} == {"RSASSA-PKCS1-v1_5-SHA256"}
     resp = complete(service, session["id"], sign_on_token(an, session, tmp_path))
     assert resp.status_code == 200, resp.get_data(as_text=True)
     out = resp.json["documents"]
     signed = base64.b64decode(out[0]["pdf"])
     assert check_pdf(signed, tmp_path, nssdb, root_pem, chain_pem, timestamped=False) == AN_CN
-    assert jwcrypto_verify(out[1]["signature"])["alg"] == "PS256"
+    assert jwcrypto_verify(out[1]["signature"])["alg"] == "RS256"
 
 
 @pytest.mark.each_database

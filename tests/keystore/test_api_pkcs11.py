@@ -56,7 +56,7 @@ def jwcrypto_verify(signature: dict) -> dict:
     token = jws.JWS(
         header_registry={"sigT": JWSEHeaderParameter("Signing time (JAdES)", True, True, None)}
     )
-    token.allowed_algs = ["RS256", "ES256"]
+    token.allowed_algs = ["PS256", "ES256"]
     token.deserialize(json.dumps(signature))
     token.verify(jwk.JWK.from_pyca(leaf.public_key()))
     return header
@@ -121,7 +121,7 @@ def test_token_keys_sign_pdfs_that_pdfsig_and_openssl_accept(
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-T"])
-@pytest.mark.parametrize(("alias", "alg"), [("hsm-rsa", "RS256"), ("hsm-ec", "ES256")])
+@pytest.mark.parametrize(("alias", "alg"), [("hsm-rsa", "PS256"), ("hsm-ec", "ES256")])
 def test_token_keys_sign_json_that_jwcrypto_and_openssl_ts_accept(
     hsm_service: Service,
     alias: str,

@@ -89,8 +89,11 @@ def test_ec_key_made_on_the_token_signs_der_ecdsa_that_verifies_with_its_certifi
 
 def test_key_info_is_read_from_the_certificate_on_the_token(hsm: Hsm):
     rsa_info = _key(hsm, "kyso-hsm", "seal-rsa").info
-    ec_info = _key(hsm, "kyso-hsm", "seal-ec", jws_alg="ES256").info
-    assert (rsa_info.kind, rsa_info.algorithm, rsa_info.jws_alg) == ("pkcs11", "RSA-2048", "RS256")
+    ec_info = _key(hsm, "kyso-hsm", "seal-ec").info
+    assert (rsa_info.kind, rsa_info.algorithm, rsa_info.jws_alg) == ("pkcs11", "RSA-2048", "PS256")
+    assert rsa_info.default_scheme == "pss"  # Circular 15/2025: RSASSA-PSS by default
+    v15_info = _key(hsm, "kyso-hsm", "seal-rsa", rsa_scheme="pkcs1v15").info
+    assert (v15_info.jws_alg, v15_info.default_scheme) == ("RS256", "pkcs1v15")
     assert (ec_info.algorithm, ec_info.default_scheme) == ("EC-P256", "ecdsa")
     assert "seal EC" in ec_info.subject
     der = _cert(hsm, "kyso-hsm", "seal-ec").public_bytes(serialization.Encoding.DER)
@@ -179,7 +182,7 @@ def _verify_worker_results(hsm: Hsm, results: list, workers: int, count: int) ->
             _cert(hsm, "kyso-hsm", label),
             data,
             signature,
-            "ecdsa" if label.endswith("ec") else "pkcs1v15",
+            "ecdsa" if label.endswith("ec") else "pss",  # the default scheme of RSA keys
         )
 
 
