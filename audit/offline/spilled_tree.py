@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping
-from typing import BinaryIO
+from typing import IO
 
 from kyso.audit.merkle import node_hash, perfect_root
 
@@ -82,7 +82,7 @@ class SpilledTree:
             else:
                 self._add_chunk_root(perfect_root(chunk))
 
-    def adopt(self, source: BinaryIO, offset: int, count: int, roots: Mapping[int, bytes]) -> None:
+    def adopt(self, source: IO[bytes], offset: int, count: int, roots: Mapping[int, bytes]) -> None:
         """Append ``count`` leaf hashes read from ``source`` at ``offset`` (32 bytes each).
 
         ``roots`` holds the roots of the chunks they complete, by chunk index, where they
