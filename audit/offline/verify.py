@@ -95,6 +95,8 @@ def verify_export(
     called with the number of entries read so far. ``full=True`` also parses and
     re-canonicalises every line (about 30 times slower), which matters only to test a log
     writer: a line that something later commits to is already proven to be what was hashed.
+    Either way the report's ``reserialized`` says whether every line held the canonical
+    bytes the log wrote.
 
     A binary file is read in blocks; a regular file is first cut into ``workers`` ranges
     checked in parallel (:mod:`kyso.audit.offline.parallel_scan`). ``workers`` None uses every
