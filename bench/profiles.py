@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +82,54 @@ def summarize(raw: str, keep: str = "") -> str:
     ours = [(f, n) for f, n in inclusive.most_common() if "(kyso/" in f and n < 0.97 * total]
     rows += [f"  {share(n)}  {frame}" for frame, n in ours[:TOP]]
     return "\n".join(rows)
+
+
+def memory_steps(pid: int, load: Callable[[], object], step: int = 10_000_000) -> str:
+    """Where process ``pid`` grows while ``load`` runs here: each time its resident memory
+    has grown by ``step`` bytes more, the stack of its thread serving a request (py-spy
+    dump), innermost frames first."""
+    exe, rows, done = py_spy(), [], threading.Event()
+    if exe is None:
+        return "(py-spy is not installed: pip install -e '.[bench]')"
+
+    def watch() -> None:
+        base = last = _rss(pid)
+        while not done.is_set():
+            now = _rss(pid)
+            if now - last >= step:
+                last = now
+                dump = subprocess.run([exe, "dump", "--nonblocking", "--pid", str(pid)],
+                                      capture_output=True, text=True, timeout=30).stdout
+                rows.append(f"+{(now - base) / 1e6:4.0f} MB  {_request_frames(dump)}")
+            time.sleep(0.002)
+        rows.append(f"peak +{(_rss(pid, 'VmHWM') - base) / 1e6:.0f} MB over its size before")
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        load()
+    finally:
+        done.set()
+        watcher.join()
+    return "\n".join(rows)
+
+
+def _rss(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _request_frames(dump: str, frames: int = 3) -> str:
+    """The innermost frames of the thread that serves a request, from a py-spy dump."""
+    for thread in dump.split("\nThread ")[1:]:
+        if "wsgi_app" in thread:
+            lines = [_short(line.strip()) for line in thread.splitlines()[1:] if line.strip()]
+            ours = next((line for line in lines if "(kyso/" in line), "")
+            inner = " < ".join(lines[:frames])
+            return inner + (f" ... < {ours}" if ours and ours not in lines[:frames] else "")
+    return "(no request on the stack)"
 
 
 def profile_call(call: Callable[[], object]) -> str:
