@@ -141,7 +141,9 @@ def timed(label: str, step: Callable[[], list[Figure]], log: list[str]) -> list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="bench/run", description="Every figure of issue 13 beside the bare libraries, in one run."
+    )
     parser.add_argument("--quick", action="store_true", help="small loads: check that it runs")
     args = parser.parse_args()
     quick = args.quick
@@ -174,8 +176,9 @@ def main() -> None:
     total = time.perf_counter() - started
     missed = [f.name for f in figures if not f.met]
     body = "\n".join([
-        f"Measured {stamp} on {where}. `bench/run`{' --quick' if quick else ''} took "
-        f"{total / 60:.1f} minutes ({', '.join(steps)}).",
+        f"Measured {stamp} on {where}, {os.getloadavg()[0]:.1f} at the end (other processes "
+        f"share these cores: read the ratios with the load). `bench/run`{' --quick' if quick else ''} "
+        f"took {total / 60:.1f} minutes ({', '.join(steps)}).",
         "",
         "The service runs as `kyso serve` runs in production (gunicorn, its default of one "
         "worker with four threads, SQLite in a temporary data directory), on loopback, with "
