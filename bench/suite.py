@@ -197,7 +197,8 @@ def main() -> None:
     ])
     write_section("Side by side (bench/run)", body, stamped=False)
     if verifier_section and not quick:
-        write_section("Audit log offline verifier", verifier_section)
+        head = f"Measured {stamp} by `bench/run` (its section above says on what, under which load)."
+        write_section("Audit log offline verifier", f"{head}\n\n{verifier_section}", stamped=False)
     print(f"bench/run: {total:.0f} s; BENCHMARKS.md rewritten")
 
 
