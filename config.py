@@ -23,6 +23,7 @@ DEV_KEY_ALIASES = ("hospital-seal", "lab-seal", "dr-revoked", "dr-an", "dr-binh"
 LOG_KEY_ALIAS = "audit-log"
 # What a key alias may be (kyso.api.fields holds every limit on names).
 KEY_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+TRUST_PROFILES = ("vn",)  # built-in sets of trust anchors (kyso.trust.profiles)
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,9 @@ class KeyConfig:
     oauth_token_url: str | None = None  # default: <url>/oauth2/token
     api_version: str | None = None  # "v1" or "v2"; default: the url's last segment
     timeout_seconds: float = 10.0  # each HTTP call (connect: at most 5 s)
-    # all kinds
-    jws_alg: str | None = None
+    # both: how an RSA key signs documents (PAdES, JWS): RSASSA-PSS as Circular
+    # 15/2025/TT-BKHCN asks, or "pkcs1v15" for a receiver that still needs PKCS#1 v1.5
+    rsa_scheme: str = "pss"
     dev_passphrase: bool = False  # the published dev PKI passphrase, embedded default only
 
 
@@ -98,6 +100,7 @@ class TsaConfig:
 @dataclass(frozen=True)
 class TrustConfig:
     roots: tuple[str, ...] = ()
+    profile: str | None = None  # "vn": add the Vietnam National Root CA shipped with kyso
     revocation: str = "soft-fail"  # or "require"
     # How long a signer certificate's revocation status is trusted before it is checked again.
     revocation_cache_seconds: float = 300.0
@@ -229,6 +232,18 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _key_config(raw: Mapping[str, Any], where: str) -> KeyConfig:
+    if "jws_alg" in raw:
+        raise ConfigError(
+            f"{where}: jws_alg is replaced by rsa_scheme (\"pss\", the default, signs PS256; "
+            "\"pkcs1v15\" signs RS256)"
+        )
+    key: KeyConfig = _build(KeyConfig, raw, where)
+    if key.rsa_scheme not in ("pss", "pkcs1v15"):
+        raise ConfigError(f"{where}: rsa_scheme must be \"pss\" or \"pkcs1v15\", not {key.rsa_scheme!r}")
+    return key
+
+
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load the configuration: the TOML file named by ``path`` or ``KYSO_CONFIG``, then
     ``KYSO_DATA_DIR``, ``KYSO_DATABASE_URL`` (or ``KYSO_DATABASE_URL_FILE``) and ``KYSO_MAX_BODY_BYTES`` on top, then the
@@ -256,7 +271,10 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     groups = sections["records"].groups
     if not all(isinstance(g, list | tuple) and all(isinstance(n, str) for n in g) for g in groups):
         raise ConfigError("[records] groups must be a list of lists of client names")
-    keys = tuple(_build(KeyConfig, k, f"[[keys]] #{i + 1}") for i, k in enumerate(raw.pop("keys", [])))
+    profile = sections["trust"].profile
+    if profile is not None and profile not in TRUST_PROFILES:
+        raise ConfigError(f"[trust] profile must be one of {', '.join(TRUST_PROFILES)}, not {profile!r}")
+    keys = tuple(_key_config(k, f"[[keys]] #{i + 1}") for i, k in enumerate(raw.pop("keys", [])))
     for number, key in enumerate(keys, 1):
         if not isinstance(key.alias, str) or not KEY_ALIAS.fullmatch(key.alias):
             raise ConfigError(

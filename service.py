@@ -189,17 +189,17 @@ class Kyso(SignerChecks, Verification):
         """Check the key, sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and
         then add the validation data, gathered after the signature exists as validators expect."""
         key = await self.async_signing_key(alias)
-        stamp = None
+        font = None
         if options.visible:
-            from kyso.signer.stamp import find_font, stamp_style
+            from kyso.signer.stamp import find_font
 
-            stamp = stamp_style(find_font(self.config.stamp_font), with_reason=bool(options.reason))
+            font = find_font(self.config.stamp_font)
         if options.level not in EXTENSION_LEVELS:
             return await async_sign_pdf(
-                data, key, options, self.timestamper, stamp_style=stamp, bounds=self.pdf_bounds
+                data, key, options, self.timestamper, stamp_font=font, bounds=self.pdf_bounds
             )
         base = replace(options, level="B-T")
-        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_style=stamp, bounds=self.pdf_bounds)
+        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_font=font, bounds=self.pdf_bounds)
         context = self.trust.revocation_context(key.info.chain)
         try:
             extended = await async_extend_pdf(

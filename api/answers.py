@@ -61,7 +61,11 @@ class SignatureVerdict(Answer):
     modifications: Literal["NONE", "FORM_FILLING", "ANNOTATIONS", "OTHER"] | None
     revocation: Literal["good", "revoked", "unknown"]
     registered: Registration | None
-    message: str | None = Field(None, description="In the language asked (Accept-Language)")
+    chain: list[str] = Field(description="Subjects, the signer first, up to the trust anchor")
+    message: str | None = Field(None, description="Why it did not pass, in English")
+    explanation: dict[str, JsonValue] | None = Field(
+        None, description="In the language of Accept-Language: verdict, signer, time, changes, trust, ..."
+    )
 
 
 class ValidationReport(Answer):
@@ -70,6 +74,9 @@ class ValidationReport(Answer):
     indication: Indication
     document_sha256: Hex64
     signatures: list[SignatureVerdict]
+    explanation: dict[str, JsonValue] | None = Field(
+        None, description="lang, verdict, summary, labels, in the language of Accept-Language"
+    )
 
 
 class DocumentToSign(Answer):

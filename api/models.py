@@ -165,7 +165,7 @@ class SessionStartRequest(Model):
     description: Text | None = Field(None, description="What a remote provider shows the clinician")
     documents: list[PdfDocument | JsonDocument | XmlDocument] = Field(min_length=1, max_length=100)
     level: Literal["B-B", "B-T"] = "B-T"
-    rsa_scheme: Literal["pkcs1v15", "pss"] = "pkcs1v15"
+    rsa_scheme: Literal["pss", "pkcs1v15"] = "pss"
     reason: Text | None = None
     location: Text | None = None
 

@@ -102,6 +102,8 @@ _IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False,
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
                 "description": "A retry with the same key returns the first answer byte for byte (kept 24 hours)."}
 _BINARY = {"type": "string", "format": "binary"}
+_LANGUAGE = {"name": "Accept-Language", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "vi or en (default): the language of the report's explanation members."}
 _PDF_BODY = _body(_BINARY, "application/pdf")
 _PDF_OK = {"description": "The signed PDF", "content": {"application/pdf": {"schema": _BINARY}},
            "headers": {"Kyso-Audit-Seq": {"schema": {"type": "integer"}},
@@ -113,7 +115,8 @@ _PATH_TEXT = {"type": "string", "minLength": 1, "maxLength": fields.MAX_RECORD_I
 _SESSION_ID = {"name": "session_id", "in": "path", "required": True,
                "schema": {"type": "string", "pattern": f"^{fields.SESSION_ID.pattern}$"}}
 _XML = {"schema": {"type": "string"}}
-_XML_BODY = {"required": True, "content": {"application/xml": _XML, "text/xml": _XML}}
+_XML_CONTENT = {"application/xml": _XML, "text/xml": _XML}
+_XML_BODY = {"required": True, "content": _XML_CONTENT}
 _XML_OK = {"description": "The signed XML record", "content": {"application/xml": _XML},
            "headers": _PDF_OK["headers"]}
 
@@ -132,10 +135,11 @@ def _paths() -> dict[str, Any]:
         "/": {"get": _op("Verification page (Vietnamese and English)", None, {"description": "HTML"})},
         "/page/verify": {"post": _op(
             "Verification for the public page: a PDF, or a JWS (alone or with its payload)", None, report,
-            ("400", "404", "413", "429"),
+            ("400", "404", "413", "429"), parameters=[_LANGUAGE],
             requestBody={"required": True, "content": {
                 "application/pdf": {"schema": _BINARY},
-                "application/json": {"schema": {"anyOf": [_ref(models.PageVerifyRequest), _ref(models.Jws)]}}}})},
+                "application/json": {"schema": {"anyOf": [_ref(models.PageVerifyRequest), _ref(models.Jws)]}},
+                **_XML_CONTENT}})},
         "/api/v1/openapi.json": {"get": _op("This document", None, _json())},
         "/api/v1/keys": {"get": _op("Key aliases the caller may use", "his, admin", _json(answers.Keys))},
         "/api/v1/sign/pdf": {"post": _op(
@@ -149,7 +153,8 @@ def _paths() -> dict[str, Any]:
             "his", _XML_OK, (*sign_errors, "415"),
             parameters=[*query_parameters(models.SignXmlQuery), _IDEMPOTENCY], requestBody=_XML_BODY)},
         "/api/v1/verify/xml": {"post": _op("Validate the XML signatures of a record", "his, auditor, admin",
-                                           report, ("400", "413", "415"), requestBody=_XML_BODY)},
+                                           report, ("400", "413", "415"), requestBody=_XML_BODY,
+                                           parameters=[_LANGUAGE])},
         "/api/v1/extend/pdf": {"post": _op(
             "Extend a signed PDF: validation data (B-LT) and a fresh archive timestamp (B-LTA)", "his",
             {**_PDF_OK, "description": "The extended PDF"}, ("400", "409", "413", "503"),
@@ -196,9 +201,9 @@ def _paths() -> dict[str, Any]:
             _OCSP_OK, ("404",),
             parameters=[{"name": "encoded", "in": "path", "required": True, "schema": {"type": "string"}}])},
         "/api/v1/verify/pdf": {"post": _op("Validate a signed PDF", "his, auditor, admin", report,
-                                           ("400", "413"), requestBody=_PDF_BODY)},
+                                           ("400", "413"), requestBody=_PDF_BODY, parameters=[_LANGUAGE])},
         "/api/v1/verify/json": {"post": _op(
-            "Validate a JWS", "his, auditor, admin", report, ("400", "413"),
+            "Validate a JWS", "his, auditor, admin", report, ("400", "413"), parameters=[_LANGUAGE],
             requestBody=_body(_ref(models.VerifyJsonRequest)))},
         "/api/v1/records": {"get": _op(
             "Records whose newest signed PDF must be extended before a date, soonest first",

@@ -1,19 +1,19 @@
 """GET /: a verification page for anyone holding a signed record (Vietnamese, English).
 
 The page posts the file to ``POST /page/verify``, which answers the same report as
-``/api/v1/verify/*`` without an API key; both are off when
-``verify_page_public = false``.
+``/api/v1/verify/*`` without an API key, explained in the language of ``Accept-Language``
+(the page asks for Vietnamese first); both are off when ``verify_page_public = false``.
 """
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
 from kyso.api import context
 from kyso.api.headers import page_policy
+from kyso.api.language import explained
 from kyso.api.limits import limit_address
 from kyso.api.models import Jws, PageVerifyRequest, parse_body
 from kyso.api.sign import json_body
@@ -21,8 +21,7 @@ from kyso.errors import InvalidRequest, NotFound
 from kyso.service import Actor, sha256_hex
 
 bp = Blueprint("page", __name__)
-
-_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+XML_TYPES = ("application/xml", "text/xml")
 
 
 def _public() -> None:
@@ -50,16 +49,22 @@ def verify() -> Response:
     if request.mimetype == "application/pdf":
         data = request.get_data()
         ctx.audit.document_sha256 = sha256_hex(data)
-        return jsonify(kyso.verify_pdf(anonymous, data))
+        return explained(kyso.verify_pdf(anonymous, data))
     if request.mimetype == "application/json":
         body = json_body()
-        signature = body.get("signature")
-        if isinstance(signature, dict) or (isinstance(signature, str) and not _BASE64URL.match(signature)):
-            parse_body(PageVerifyRequest, body)  # a JWS with its payload, or a sign/json answer
-            return jsonify(kyso.verify_json(anonymous, signature, body.get("payload"), "payload" in body))
-        parse_body(Jws, body)  # a bare flattened JWS: its "signature" is the signature value
-        return jsonify(kyso.verify_json(anonymous, body, None, False))
-    raise InvalidRequest("send a PDF (application/pdf) or a signed JSON (application/json)")
+        if "protected" in body or "signature" not in body:
+            parse_body(Jws, body)  # a JWS file as kyso returns it (its own member "signature" too)
+            return explained(kyso.verify_json(anonymous, body, None, False))
+        parse_body(PageVerifyRequest, body)  # {"signature": <JWS>, "payload": ...}, or a sign/json answer
+        return explained(kyso.verify_json(anonymous, body["signature"], body.get("payload"), "payload" in body))
+    if request.mimetype in XML_TYPES:  # a health-insurance XML record (bhyt or XAdES)
+        data = request.get_data()
+        ctx.audit.document_sha256 = sha256_hex(data)
+        return explained(kyso.verify_xml(anonymous, data))
+    raise InvalidRequest(
+        "send a PDF (application/pdf), a signed JSON (application/json) or a signed XML "
+        "(application/xml)"
+    )
 
 
 verify.kyso_action = "verify.page"  # type: ignore[attr-defined]  # a refusal before the view

@@ -21,7 +21,16 @@ def timestamp() -> Response:
         raise UnsupportedMediaType("send an RFC 3161 query as application/timestamp-query")
     length = request.content_length
     if length is not None and length > MAX_QUERY_BYTES:
+        _discard_body()
         return Response(too_large(), mimetype="application/timestamp-reply")
-    # At most one byte over the limit is read: enough for respond() to refuse it.
+    # At most one byte over the limit is kept: enough for respond() to refuse it.
     query = request.stream.read(MAX_QUERY_BYTES + 1)
+    _discard_body()
     return Response(kyso.tsa.respond(query), mimetype="application/timestamp-reply")
+
+
+def _discard_body() -> None:
+    """Read what is left of the body (bounded by max_body_bytes) without keeping it: an answer
+    sent before the body is read, then a close, resets the connection and loses the answer."""
+    while request.stream.read(1 << 16):
+        pass

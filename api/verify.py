@@ -1,11 +1,13 @@
-"""POST /api/v1/verify/pdf and /verify/json: validation reports (SPEC section 5)."""
+"""POST /api/v1/verify/pdf and /verify/json: validation reports (SPEC section 5), explained
+in the language of ``Accept-Language`` (Vietnamese or English)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, request
 
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
+from kyso.api.language import explained
 from kyso.api.models import VerifyJsonRequest, parse_body
 from kyso.api.sign import json_body
 from kyso.service import sha256_hex
@@ -19,7 +21,7 @@ def verify_pdf(ctx: RequestContext):
     data = request.get_data()
     ctx.audit.document_sha256 = sha256_hex(data)
     report = current_app.extensions["kyso"].verify_pdf(ctx.actor, data)
-    return jsonify(report)
+    return explained(report)
 
 
 @bp.post("/verify/json")
@@ -30,4 +32,4 @@ def verify_json(ctx: RequestContext):
     report = current_app.extensions["kyso"].verify_json(
         ctx.actor, body["signature"], body.get("payload"), "payload" in body
     )
-    return jsonify(report)
+    return explained(report)

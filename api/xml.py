@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
 from kyso.api import idempotency
 from kyso.api.auth import endpoint, require_key_grant
 from kyso.api.context import RequestContext
+from kyso.api.language import explained
 from kyso.api.models import SignXmlQuery, parse_query
 from kyso.errors import UnsupportedMediaType
 from kyso.service import sha256_hex
@@ -63,4 +64,4 @@ def verify_xml(ctx: RequestContext) -> Response:
     data = xml_body()
     ctx.audit.document_sha256 = sha256_hex(data)
     report = current_app.extensions["kyso"].verify_xml(ctx.actor, data)
-    return jsonify(report)
+    return explained(report)

@@ -58,7 +58,7 @@ def make_checkpoint(
     ``certificate`` is :func:`certificate_pem` of ``key``, if the caller keeps it.
     """
     body = checkpoint_body(origin, state.tree_size, state.root_hash, state.chain_head)
-    signature = key.sign(body.encode("utf-8"), key.info.default_scheme)
+    signature = key.sign(body.encode("utf-8"), key.info.classic_scheme)  # SPEC 7: v1.5 or ECDSA
     token = timestamper.timestamp(hashlib.sha256(signature).digest())
     gen_time = token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
     return {

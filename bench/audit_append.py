@@ -20,10 +20,12 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, func, insert, select
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -53,14 +55,49 @@ bare_table = Table(
     Column("canonical", Text, nullable=False),
 )
 
+# argv: URL, then a number of appends or a duration ("8s"). Says "ready", waits for a line
+# on stdin (all start together), prints how many it made.
 WRITER = """
-import sys
+import sys, time
 from kyso.audit.store import AuditLog, EntryDraft
 from kyso.db import open_database
 log = AuditLog(open_database(sys.argv[1]))
+log.size()  # connected
+print("ready", flush=True)
 sys.stdin.readline()  # start together
-for i in range(int(sys.argv[2])):
+limit, n = sys.argv[2], 0
+deadline = time.monotonic() + float(limit[:-1]) if limit.endswith("s") else None
+while n < (int(limit) if deadline is None else 1 << 62):
+    if deadline is not None and time.monotonic() >= deadline:
+        break
     log.append(EntryDraft(action="sign.json", actor="bench", document_sha256="ab" * 32))
+    n += 1
+print(n, flush=True)
+"""
+
+# The same number of durable one-row transactions, without the log: the bare ceiling.
+BARE_WRITER = """
+import sys
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert
+from kyso.db import open_database
+table = Table("bench_rows", MetaData(), Column("id", Integer, primary_key=True, autoincrement=False),
+              Column("entry_hash", String(64), nullable=False), Column("canonical", Text, nullable=False))
+import time
+db = open_database(sys.argv[1])
+first, line = int(sys.argv[3]), "x" * 420
+with db.writer.connect():
+    pass
+print("ready", flush=True)
+sys.stdin.readline()
+limit, n = sys.argv[2], 0
+deadline = time.monotonic() + float(limit[:-1]) if limit.endswith("s") else None
+while n < (int(limit) if deadline is None else 1 << 62):
+    if deadline is not None and time.monotonic() >= deadline:
+        break
+    with db.writer.begin() as conn:
+        conn.execute(insert(table).values(id=first + n, entry_hash="ef" * 32, canonical=line))
+    n += 1
+print(n, flush=True)
 """
 
 
@@ -87,29 +124,68 @@ def single_writer(url: str, n: int) -> tuple[float, float]:
         db.dispose()
 
 
-def many_writers(url: str, processes: int, each: int) -> tuple[float, bool]:
-    """(appends/s over all processes, whether the log is one verifying chain)."""
-    db = open_database(url)
-    before = AuditLog(db).size()
+def start_together(
+    script: str, args: list[list[str]], during: Callable[[list[int]], object] | None = None
+) -> tuple[float, int]:
+    """Run ``script`` in one process per argument list, all started at once once each has
+    said it is ready; the seconds until the last ends, and the sum of what they printed
+    (how many each made). ``during`` gets their pids, in a thread of its own, as they start."""
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, url, str(each)], stdin=subprocess.PIPE, text=True
+            [sys.executable, "-c", script, *more],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        for _ in range(processes)
+        for more in args
     ]
-    time.sleep(2.0)  # let every writer import and connect
+    for w in writers:  # every writer imported and connected
+        assert w.stdout is not None and w.stdout.readline().strip() == "ready"
     start = time.perf_counter()
     for w in writers:
         assert w.stdin is not None
         w.stdin.write("go\n")
         w.stdin.flush()
+    watcher = threading.Thread(target=during, args=([w.pid for w in writers],), daemon=True)
+    if during is not None:
+        watcher.start()
+    made = 0
     for w in writers:
-        w.wait()
-    rate = processes * each / (time.perf_counter() - start)
+        assert w.stdout is not None
+        made += int(w.stdout.read().strip() or 0)
+        if w.wait() != 0:
+            raise RuntimeError(f"a writer failed with exit code {w.returncode}")
+    elapsed = time.perf_counter() - start
+    if during is not None:
+        watcher.join()
+    return elapsed, made
+
+
+def many_writers(
+    url: str, processes: int, each: int | str, during: Callable[[list[int]], object] | None = None
+) -> tuple[float, bool]:
+    """(appends/s over all processes, whether the log is one verifying chain). ``each``:
+    appends per process, or a duration for all ("8s")."""
+    db = open_database(url)
+    create_schema(db)
+    before = AuditLog(db).size()
+    elapsed, made = start_together(WRITER, [[url, str(each)]] * processes, during)
     log = AuditLog(db)
-    one_chain = log.size() == before + processes * each and verify_export(log.export_lines()).ok
+    one_chain = log.size() == before + made and verify_export(log.export_lines()).ok
     db.dispose()
-    return rate, one_chain
+    return made / elapsed, one_chain
+
+
+def many_bare_writers(url: str, processes: int, each: int | str) -> float:
+    """Durable one-row inserts/s over ``processes`` writers at once, without the log."""
+    db = open_database(url)
+    bare_table.create(db.writer, checkfirst=True)
+    with db.writer.begin() as conn:
+        first = conn.execute(select(func.coalesce(func.max(bare_table.c.id), 0))).scalar_one() + 1
+    db.dispose()
+    args = [[url, str(each), str(first + i * 10_000_000)] for i in range(processes)]
+    elapsed, made = start_together(BARE_WRITER, args)
+    return made / elapsed
 
 
 def main() -> None:

@@ -36,8 +36,8 @@ from report import write_section  # noqa: E402
 
 from kyso.certs.devpki import dev_pki_dir  # noqa: E402
 
-SHARED = HERE.parents[1] / "shared"
-PDF = (SHARED / "corpus/pdf/002-trivial-libre-office-writer/002-trivial-libre-office-writer.pdf").read_bytes()
+CORPUS = HERE.parent / "tests" / "data" / "corpus"
+PDF = (CORPUS / "pdf/002-trivial-libre-office-writer/002-trivial-libre-office-writer.pdf").read_bytes()
 TARGET_SECONDS = 2.0
 
 

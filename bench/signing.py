@@ -39,9 +39,9 @@ from kyso.service import Kyso  # noqa: E402
 from kyso.signer.jades import sign_json  # noqa: E402
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-PDF = (SHARED / "corpus/pdf/002-trivial-libre-office-writer/002-trivial-libre-office-writer.pdf").read_bytes()
-RECORD = json.loads((SHARED / "corpus/records/discharge-bundle.json").read_text(encoding="utf-8"))
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus"
+PDF = (CORPUS / "pdf/002-trivial-libre-office-writer/002-trivial-libre-office-writer.pdf").read_bytes()
+RECORD = json.loads((CORPUS / "records/discharge-bundle.json").read_text(encoding="utf-8"))
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:
@@ -71,6 +71,20 @@ def stock_pyhanko(alias: str) -> Callable[[], bytes]:
     return run
 
 
+def bare_jws(record: object = RECORD) -> Callable[[], str]:
+    """A bare JCS + JWS ES256 signature of ``record`` with the lab-seal key: rfc8785 and
+    cryptography, nothing else."""
+    priv = serialization.load_pem_private_key((dev_pki_dir() / "lab-seal.key.pem").read_bytes(), DEV_PASSPHRASE)
+    assert isinstance(priv, ec.EllipticCurvePrivateKey)
+
+    def run() -> str:
+        payload = base64.urlsafe_b64encode(rfc8785.dumps(record)).rstrip(b"=")
+        header = base64.urlsafe_b64encode(rfc8785.dumps({"alg": "ES256"})).rstrip(b"=")
+        return base64.urlsafe_b64encode(priv.sign(header + b"." + payload, ec.ECDSA(hashes.SHA256()))).decode()
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -90,16 +104,8 @@ def main() -> None:
     rows.append(("PAdES B-T, RSA-2048, built-in TSA in-process", bt, "-", None))
 
     lab = kyso.keystore.get("lab-seal")
-    priv = serialization.load_pem_private_key((dev_pki_dir() / "lab-seal.key.pem").read_bytes(), DEV_PASSPHRASE)
-    assert isinstance(priv, ec.EllipticCurvePrivateKey)
-
-    def bare_jws() -> str:
-        payload = base64.urlsafe_b64encode(rfc8785.dumps(RECORD)).rstrip(b"=")
-        header = base64.urlsafe_b64encode(rfc8785.dumps({"alg": "ES256"})).rstrip(b"=")
-        return base64.urlsafe_b64encode(priv.sign(header + b"." + payload, ec.ECDSA(hashes.SHA256()))).decode()
-
     ours = rate(lambda: sign_json(RECORD, lab, "B-B"), seconds)
-    bare = rate(bare_jws, seconds)
+    bare = rate(bare_jws(), seconds)
     rows.append(("JWS B-B ES256, FHIR Bundle (2 KB)", ours, f"rfc8785 + cryptography {bare:.0f}/s", ours / bare))
 
     api_key = kyso.add_client("bench", "bench", "his", ("hospital-seal",))

@@ -46,9 +46,9 @@ from kyso.config import load_config  # noqa: E402
 from kyso.service import Kyso  # noqa: E402
 from kyso.signer.xml import XmlSignOptions, sign_xml  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SAMPLE = SHARED / "corpus/xml/bhyt-giamdinhhs-4750.xml"
-CATALOGUE = SHARED / "corpus/xml/tt12-danhmuc-bophan.xml"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus"
+SAMPLE = CORPUS / "xml/bhyt-giamdinhhs-4750.xml"
+CATALOGUE = CORPUS / "xml/tt12-danhmuc-bophan.xml"
 C = xmlsec.constants
 
 

@@ -225,9 +225,13 @@ def sign_json_cmd(ctx, infile, alias, level, record_id, detached) -> None:
 @main.command()
 @click.argument("file", type=click.File("rb"))
 @click.option("--payload", type=click.File("rb"), help="The payload of a detached JWS.")
+@click.option("--lang", type=click.Choice(["vi", "en"]),
+              help="Explain the report in plain words, in Vietnamese (vi) or English (en).")
+@click.option("--json", "as_json", is_flag=True, help="With --lang: the report as JSON, explanations included.")
 @click.pass_context
-def verify(ctx: click.Context, file, payload) -> None:
-    """Validate a signed PDF, JWS or XML record; print the report; exit 1 unless TOTAL_PASSED."""
+def verify(ctx: click.Context, file, payload, lang: str | None, as_json: bool) -> None:
+    """Validate a signed PDF, JWS or XML record; print the report (JSON, or in words with
+    --lang); exit 1 unless TOTAL_PASSED."""
     from kyso.formats import parse_json_strict
     from kyso.service import Actor
 
@@ -244,7 +248,13 @@ def verify(ctx: click.Context, file, payload) -> None:
             report = kyso.verify_pdf(Actor("cli"), data)
     finally:
         kyso.close()
-    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    if lang is None:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        from kyso.signer.verify.explain import explain_report, render_text
+
+        explained = explain_report(report, lang)
+        click.echo(json.dumps(explained, ensure_ascii=False, indent=2) if as_json else render_text(explained), nl=as_json)
     sys.exit(0 if report["indication"] == "TOTAL_PASSED" else EXIT_FAILED)
 
 

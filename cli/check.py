@@ -63,7 +63,7 @@ def _database(config: Config) -> str:
 def _trust(config: Config) -> str:
     from kyso.trust.store import TrustStore
 
-    store = TrustStore.from_patterns(config.trust.roots)
+    store = TrustStore.from_patterns(config.trust.roots, profile=config.trust.profile)
     if not store:
         raise RuntimeError("no trust anchors: set [trust] roots (verification trusts nothing)")
     return f"{len(store.root_ders)} trust anchor(s): " + ", ".join(

@@ -209,12 +209,17 @@ class ClientConnection:
                 up.send(h11.Request(method=request.method, target=request.target, headers=headers))
                 or b""
             )
-            if body is not None:
-                while chunk := await body.read():
-                    writer.write(up.send(h11.Data(data=chunk)) or b"")
-                    await writer.drain()
-                writer.write(up.send(h11.EndOfMessage()) or b"")
-            await writer.drain()
+            try:
+                if body is not None:
+                    while chunk := await body.read():
+                        writer.write(up.send(h11.Data(data=chunk)) or b"")
+                        await writer.drain()
+                    writer.write(up.send(h11.EndOfMessage()) or b"")
+                await writer.drain()
+            except (ConnectionError, OSError):
+                # The worker answered without reading the whole body (a refusal of what it
+                # saw first) and closed: its answer is still to be read and relayed.
+                pass
             deadline = time.monotonic() + self.settings.server.upstream_timeout_seconds
             while True:
                 event = up.next_event()

@@ -16,7 +16,6 @@ import binascii
 import hashlib
 import json
 import os
-import sys
 from typing import IO, Any
 
 import click
@@ -119,18 +118,18 @@ def sign_session(session_file: IO[str], module: str, token_label: str, key_label
 
 
 def read_pin() -> str:
-    """The token PIN: from KYSO_TOKEN_PIN, or asked for without echo on a terminal."""
+    """The token PIN: from KYSO_TOKEN_PIN, or asked for without echo (a line on standard
+    input when it is not a terminal)."""
     pin = os.environ.get(PIN_ENV)
     if pin:
         return pin
-    if not sys.stdin.isatty():
-        raise click.UsageError(
-            f"the token PIN is needed: run this in a terminal to be asked for it, or set {PIN_ENV}"
-        )
     try:
         return click.prompt("PIN", hide_input=True, err=True)
-    except click.Abort:
-        raise click.UsageError("no PIN was given; nothing was signed") from None
+    except click.Abort:  # end of input: no terminal, nothing piped in
+        raise click.UsageError(
+            f"the token PIN is needed: run this in a terminal to be asked for it, or set "
+            f"{PIN_ENV}; nothing was signed"
+        ) from None
 
 
 def _read_session(handle: IO[str]) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 from kyso.config import Config, KeyConfig
 from kyso.errors import ConfigError, UnknownKey
-from kyso.keystore.base import KeyInfo, SigningKey
+from kyso.keystore.base import RSA_SCHEMES, KeyInfo, RsaScheme, SigningKey
+from kyso.trust.policy import key_strength_problem
 
 __all__ = ["Keystore", "KeyInfo", "SigningKey", "load_keystore", "load_one", "read_secret"]
 
@@ -67,6 +69,13 @@ class Keystore:
 
 
 def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
+    """The key of one alias; ConfigError when it cannot be loaded or is too weak to sign."""
+    key = _load(kc, env)
+    _refuse_weak(kc, key)
+    return key
+
+
+def _load(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
     chain = tuple(kc.chain_files)
     if kc.kind == "software":
         from kyso.certs.devpki import DEV_PASSPHRASE
@@ -79,7 +88,9 @@ def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
         else:
             secret = read_secret(kc.alias, "passphrase", kc.passphrase_env, kc.passphrase_file, env)
             passphrase = secret.encode("utf-8") if secret is not None else None
-        return load_software_key(kc.alias, kc.key_file, passphrase, kc.cert_file, chain, kc.jws_alg)
+        return load_software_key(
+            kc.alias, kc.key_file, passphrase, kc.cert_file, chain, _rsa_scheme(kc)
+        )
     if kc.kind == "pkcs11":
         from kyso.keystore.pkcs11 import Pkcs11Key
         from kyso.keystore.software import load_certificates
@@ -107,7 +118,7 @@ def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
             pin=pin,
             cert_file=kc.cert_file,
             chain=tuple(c for f in chain for c in load_certificates(f)),
-            jws_alg=kc.jws_alg,
+            rsa_scheme=_rsa_scheme(kc),
         )
     if kc.kind == "csc":
         from kyso.keystore.csc import CscKey, csc_client
@@ -115,10 +126,37 @@ def load_one(kc: KeyConfig, env: Mapping[str, str]) -> SigningKey:
         if not kc.credential_id:
             raise ConfigError(f"key alias {kc.alias!r}: credential_id is required for a csc key")
         client = csc_client(f"key alias {kc.alias!r}", kc, env)
-        return CscKey(kc.alias, client, kc.credential_id, kc.jws_alg)
+        return CscKey(kc.alias, client, kc.credential_id, _rsa_scheme(kc))
     raise ConfigError(
         f"key alias {kc.alias!r}: unknown kind {kc.kind!r} (software, pkcs11 or csc)"
     )
+
+
+def _rsa_scheme(kc: KeyConfig) -> RsaScheme:
+    if kc.rsa_scheme not in RSA_SCHEMES:
+        raise ConfigError(f"key alias {kc.alias!r}: rsa_scheme must be 'pss' or 'pkcs1v15'")
+    return cast(RsaScheme, kc.rsa_scheme)
+
+
+def _refuse_weak(kc: KeyConfig, key: SigningKey) -> None:
+    """Refuse at start-up a key too weak to sign (Circular 15/2025/TT-BKHCN: RSA of at least
+    2048 bits, EC of at least 256). A token key whose certificate is read from the token is
+    refused when it first signs (the token is opened only then, in each process)."""
+    if kc.kind == "pkcs11":
+        if not kc.cert_file:
+            return
+        from kyso.keystore.software import load_certificates
+
+        certificate = load_certificates(kc.cert_file)[0]  # the token stays closed until used
+    else:
+        certificate = key.info.certificate
+    problem = key_strength_problem(certificate)
+    if problem is not None:
+        raise ConfigError(
+            f"key alias {kc.alias!r} is refused: its certificate has {problem}. Weaker keys may "
+            "not sign (Circular 15/2025/TT-BKHCN); replace the key and certificate, or remove "
+            "the alias"
+        )
 
 
 def load_keystore(config: Config, env: Mapping[str, str] | None = None) -> Keystore:

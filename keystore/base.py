@@ -16,6 +16,11 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509
 
 Scheme = Literal["pkcs1v15", "pss", "ecdsa"]
+RsaScheme = Literal["pss", "pkcs1v15"]
+RSA_SCHEMES: tuple[RsaScheme, ...] = ("pss", "pkcs1v15")
+# Circular 15/2025/TT-BKHCN asks RSASSA-PSS for signing; a key alias may keep PKCS#1 v1.5
+# for a receiver that still needs it (``rsa_scheme = "pkcs1v15"``).
+DEFAULT_RSA_SCHEME: RsaScheme = "pss"
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,11 @@ class KeyInfo:
     kind: Literal["software", "pkcs11", "csc"]
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]  # issuers, leaf excluded, as configured
-    jws_alg: str  # "RS256", "PS256" or "ES256"
+    rsa_scheme: RsaScheme = DEFAULT_RSA_SCHEME  # how an RSA key signs documents
+
+    def __post_init__(self) -> None:
+        if self.rsa_scheme not in RSA_SCHEMES:
+            raise ValueError(f"rsa_scheme must be 'pss' or 'pkcs1v15', not {self.rsa_scheme!r}")
 
     @property
     def key_type(self) -> Literal["rsa", "ec"]:
@@ -50,8 +59,20 @@ class KeyInfo:
 
     @property
     def default_scheme(self) -> Scheme:
-        """The scheme for CMS signatures: PKCS#1 v1.5 for RSA, ECDSA for EC keys."""
+        """The scheme of document signatures (CMS, JWS): the alias's ``rsa_scheme`` for an
+        RSA key (RSASSA-PSS unless set to PKCS#1 v1.5), ECDSA for an EC key."""
+        return "ecdsa" if self.key_type == "ec" else self.rsa_scheme
+
+    @property
+    def classic_scheme(self) -> Scheme:
+        """PKCS#1 v1.5 for RSA, ECDSA for EC: what audit checkpoints (SPEC section 7) and
+        the built-in TSA's tokens are signed with, whatever ``rsa_scheme`` says."""
         return "ecdsa" if self.key_type == "ec" else "pkcs1v15"
+
+    @property
+    def jws_alg(self) -> str:
+        """``ES256`` for an EC key; ``PS256``, or ``RS256`` where the alias keeps PKCS#1 v1.5."""
+        return {"ecdsa": "ES256", "pss": "PS256", "pkcs1v15": "RS256"}[self.default_scheme]
 
     @property
     def subject(self) -> str:

@@ -27,22 +27,22 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from kyso.errors import ConfigError, InvalidSignature, RemoteSignerUnavailable
-from kyso.keystore.base import KeyInfo, Scheme, SigningKey
+from kyso.keystore.base import DEFAULT_RSA_SCHEME, KeyInfo, RsaScheme, Scheme, SigningKey
 from kyso.keystore.csc_client import BearerToken, CscClient, CscCredential, SecretSource
 from kyso.trust.store import parse_completely
-
-DEFAULT_JWS_ALG = {"rsa": "RS256", "ec": "ES256"}
 
 
 class CscKey(SigningKey):
     """A credential of a CSC service, used as a key alias."""
 
-    def __init__(self, alias: str, client: CscClient, credential_id: str, jws_alg: str | None):
+    def __init__(
+        self, alias: str, client: CscClient, credential_id: str, rsa_scheme: RsaScheme = DEFAULT_RSA_SCHEME
+    ):
         """Nothing is asked of the service here: the first ``info``, ``check`` or ``sign`` does."""
         self.alias = alias
         self.client = client
         self.credential_id = credential_id
-        self._jws_alg = jws_alg
+        self._rsa_scheme = rsa_scheme
         self._credential: CscCredential | None = None
         self._info: KeyInfo | None = None
         self._lock = threading.Lock()
@@ -58,14 +58,13 @@ class CscKey(SigningKey):
         with self._lock:
             if self._credential is None or self._info is None:
                 credential = self.client.credential(self.credential_id)
-                key_type = "ec" if credential.certificate.public_key.algorithm == "ec" else "rsa"
                 parse_completely((credential.certificate, *credential.chain))
                 self._info = KeyInfo(
                     alias=self.alias,
                     kind="csc",
                     certificate=credential.certificate,
                     chain=credential.chain,
-                    jws_alg=self._jws_alg or DEFAULT_JWS_ALG[key_type],
+                    rsa_scheme=self._rsa_scheme,
                 )
                 self._credential = credential
             return self._credential, self._info

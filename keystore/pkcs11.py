@@ -29,7 +29,7 @@ from pkcs11.exceptions import PinExpired, PinIncorrect, PinLocked, PKCS11Error
 
 from kyso.errors import InvalidRequest, TokenUnavailable
 from kyso.formats import ecdsa_raw_to_der
-from kyso.keystore.base import KeyInfo, Scheme, SigningKey
+from kyso.keystore.base import DEFAULT_RSA_SCHEME, KeyInfo, RsaScheme, Scheme, SigningKey
 from kyso.keystore.pkcs11_session import (
     PinSource,
     TokenFailure,
@@ -45,7 +45,7 @@ from kyso.keystore.software import load_certificates
 DIGEST_INFO_SHA256 = bytes.fromhex("3031300d060960864801650304020105000420")
 # MGF1 with SHA-256 and a 32-byte salt: what SPEC section 4 means by PSS.
 PSS_SHA256 = (Mechanism.SHA256, MGF.SHA256, 32)
-DEFAULT_JWS_ALG = {"rsa": "RS256", "ec": "ES256"}
+_PADDING = {"pkcs1v15": padding.PKCS1v15(), "pss": padding.PSS(padding.MGF1(hashes.SHA256()), 32)}
 _TRIES = 3  # of a token call that failed (see PKCS11Key._guarded)
 _RETRY_PAUSE_SECONDS = 0.05  # times the attempt number, before each retry
 
@@ -138,7 +138,7 @@ class Pkcs11Key(SigningKey):
         *,
         cert_file: str | Path | None = None,
         chain: Sequence[x509.Certificate] = (),
-        jws_alg: str | None = None,
+        rsa_scheme: RsaScheme = DEFAULT_RSA_SCHEME,
     ) -> None:
         """Nothing touches the token here: the first ``info``, ``check`` or ``sign`` does."""
         self.alias = alias
@@ -147,7 +147,7 @@ class Pkcs11Key(SigningKey):
         self.key_label = key_label
         self._pin = pin  # a callable: the PIN itself is read at login time and kept nowhere
         self._chain = tuple(chain)
-        self._jws_alg = jws_alg
+        self._rsa_scheme: RsaScheme = rsa_scheme
         self._certificate = load_certificates(cert_file)[0] if cert_file else None
         self._info: KeyInfo | None = None
         self._closed = False
@@ -237,7 +237,7 @@ class Pkcs11Key(SigningKey):
             kind="pkcs11",
             certificate=certificate,
             chain=self._chain,
-            jws_alg=self._jws_alg or DEFAULT_JWS_ALG[key_type],
+            rsa_scheme=self._rsa_scheme,
         )
         self._prove_certificate_belongs_to_key(info)
         return info
@@ -256,7 +256,8 @@ class Pkcs11Key(SigningKey):
         return found[0]
 
     def _prove_certificate_belongs_to_key(self, info: KeyInfo) -> None:
-        """Sign a probe on the token and verify it with the certificate's public key."""
+        """Sign a probe on the token, with the scheme documents will be signed with, and
+        verify it with the certificate's public key."""
         probe = b"kyso: does this certificate belong to this key?"
         raw = self._sign_raw(info.key_type, probe, info.default_scheme)
         public_key = serialization.load_der_public_key(info.certificate.public_key.dump())
@@ -264,7 +265,7 @@ class Pkcs11Key(SigningKey):
             if isinstance(public_key, ec.EllipticCurvePublicKey):
                 public_key.verify(ecdsa_raw_to_der(raw), probe, ec.ECDSA(hashes.SHA256()))
             elif isinstance(public_key, rsa.RSAPublicKey):
-                public_key.verify(raw, probe, padding.PKCS1v15(), hashes.SHA256())
+                public_key.verify(raw, probe, _PADDING[info.default_scheme], hashes.SHA256())
         except (InvalidSignature, ValueError):
             raise TokenFailure("the certificate does not belong to this key") from None
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from kyso.errors import ConfigError
-from kyso.keystore.base import KeyInfo, Scheme, SigningKey
+from kyso.keystore.base import DEFAULT_RSA_SCHEME, KeyInfo, RsaScheme, Scheme, SigningKey
 from kyso.trust.store import load_certificates
 
 __all__ = ["SoftwareKey", "load_certificates", "load_software_key"]
@@ -45,10 +45,11 @@ def load_software_key(
     passphrase: bytes | None,
     cert_file: str | Path | None = None,
     chain_files: tuple[str, ...] = (),
-    jws_alg: str | None = None,
+    rsa_scheme: RsaScheme = DEFAULT_RSA_SCHEME,
 ) -> SoftwareKey:
     """Load a key file (encrypted PKCS#8 PEM, or PKCS#12 ``.p12``/``.pfx``) and its
-    certificate. A PKCS#12 file may carry the certificate and chain itself."""
+    certificate. A PKCS#12 file may carry the certificate and chain itself. ``rsa_scheme``:
+    how an RSA key signs documents (RSASSA-PSS by default)."""
     path = Path(key_file)
     try:
         data = path.read_bytes()
@@ -91,6 +92,6 @@ def load_software_key(
         kind="software",
         certificate=cert,
         chain=tuple(chain),
-        jws_alg=jws_alg or ("ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"),
+        rsa_scheme=rsa_scheme,
     )
     return SoftwareKey(info, key)

@@ -51,7 +51,7 @@ class SessionRequest:
     level: str = "B-T"
     reason: str | None = None
     location: str | None = None
-    rsa_scheme: str = "pkcs1v15"
+    rsa_scheme: str = "pss"  # Circular 15/2025: RSASSA-PSS unless the token needs v1.5
     signer: RemoteSignerRequest | None = None  # instead of ``chain``
     description: str | None = None  # a remote signer's transaction, as the clinician sees it
 

@@ -29,9 +29,10 @@ PKCS1V15 = Algorithm("RSASSA-PKCS1-v1_5-SHA256", "pkcs1v15", "RS256")
 PSS = Algorithm("RSASSA-PSS-SHA256", "pss", "PS256")  # MGF1-SHA-256, salt length 32
 ECDSA = Algorithm("ECDSA-SHA256", "ecdsa", "ES256")  # raw r||s or DER, P-256
 ALGORITHMS = {a.name: a for a in (PKCS1V15, PSS, ECDSA)}
+BY_SCHEME = {a.scheme: a for a in (PKCS1V15, PSS, ECDSA)}
 
 
-def algorithm_for(certificate: x509.Certificate, rsa_scheme: str = "pkcs1v15") -> Algorithm:
+def algorithm_for(certificate: x509.Certificate, rsa_scheme: str = "pss") -> Algorithm:
     """The algorithm for the certificate's key: RSA with ``rsa_scheme``, or ECDSA on P-256."""
     public_key = certificate.public_key
     if public_key.algorithm == "rsa":

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from asn1crypto import algos
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from kyso.keystore.base import SigningKey
+from kyso.signer.algorithms import BY_SCHEME, cms_mechanism
 
 # Upper bounds of a signature value, for size estimation before the real signature.
 _EC_DER_MAX = {256: 72, 384: 104, 521: 139}
@@ -16,16 +16,16 @@ _EC_DER_MAX = {256: 72, 384: 104, 521: 139}
 
 class KeystoreSigner(Signer):
     """A pyHanko :class:`Signer` whose raw signatures come from a :class:`SigningKey`
-    (software or PKCS#11); the key is never re-parsed per signature."""
+    (software or PKCS#11); the key is never re-parsed per signature. An RSA key signs with
+    RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32) unless its alias keeps PKCS#1 v1.5."""
 
     def __init__(self, key: SigningKey, embed_roots: bool = True):
         info = key.info
-        mechanism = "sha256_ecdsa" if info.key_type == "ec" else "sha256_rsa"
         super().__init__(
             signing_cert=info.certificate,
             # pyHanko adds the signing certificate itself; listing it twice makes NSS reject the CMS.
             cert_registry=SimpleCertificateStore.from_certs(list(info.chain)),
-            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mechanism}),
+            signature_mechanism=cms_mechanism(BY_SCHEME[info.default_scheme]),
             embed_roots=embed_roots,
         )
         self._key = key

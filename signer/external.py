@@ -253,7 +253,7 @@ def prepare_json(
         kind="pkcs11",
         certificate=certificate,
         chain=tuple(chain),
-        jws_alg=algorithm.jws_alg,
+        rsa_scheme="pkcs1v15" if algorithm.scheme == "pkcs1v15" else "pss",
     )
     return prepare_jws(payload, info, signing_time)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from io import BytesIO
+from pathlib import Path
 from typing import cast
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -21,7 +23,6 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.pdf_embedded import read_certification_data
-from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from kyso.errors import EncryptedPdf, InvalidPdf, InvalidRequest, TsaUnavailable
@@ -181,7 +182,7 @@ async def async_sign_pdf(
     options: PdfSignOptions,
     timestamper: TimeStamper | None,
     validation_context: ValidationContext | None = None,
-    stamp_style: BaseStampStyle | None = None,
+    stamp_font: Path | None = None,
     bounds: PdfBounds = DEFAULT_BOUNDS,
 ) -> SignedPdf:
     """Sign ``data`` at ``options.level``; the timestamper is needed from ``B-T`` on and
@@ -191,7 +192,8 @@ async def async_sign_pdf(
     that the DSS holds the validation data of the timestamp the TSA really returned. The
     space reserved for the CMS is pyHanko's estimate from a dry run with the signer's whole
     chain and a real timestamp token, plus half again (revocation data goes into the DSS,
-    not into the CMS, in PAdES). A visible stamp uses ``stamp_style``, or kyso's own."""
+    not into the CMS, in PAdES). A visible stamp is drawn in ``stamp_font`` (default: the
+    first installed font of :data:`kyso.signer.stamp.FONT_CANDIDATES`)."""
     level = options.level
     if level != "B-B" and timestamper is None:
         raise TsaUnavailable(f"{level} needs a timestamp authority, and none is configured")
@@ -221,13 +223,17 @@ async def async_sign_pdf(
         # PDF coordinates are reals; pyHanko annotates them as ints but takes any number.
         box = cast(tuple[int, int, int, int], options.box) if options.visible else None
         field_spec = SigFieldSpec(sig_field_name=field, on_page=options.page - 1, box=box)
-    text_params = None
+    stamp_style = None
     if options.visible:
-        from kyso.signer.stamp import find_font, stamp_text_params
+        from kyso.signer.stamp import StampText, find_font
         from kyso.signer.stamp import stamp_style as kyso_stamp
+        from kyso.trust.policy import subject_name
 
-        stamp_style = stamp_style or kyso_stamp(find_font(), with_reason=bool(options.reason))
-        text_params = stamp_text_params(options.reason)
+        assert options.box is not None  # PdfSignOptions requires it with visible
+        said = StampText(
+            subject_name(key.info.certificate), datetime.now(UTC), options.location, options.reason
+        )
+        stamp_style = kyso_stamp(stamp_font or find_font(), said, options.box)
     pdf_signer = signers.PdfSigner(
         meta,
         KeystoreSigner(key),
@@ -238,7 +244,7 @@ async def async_sign_pdf(
     try:
         writer = IncrementalPdfFileWriter(BytesIO(data), strict=False, decode_limits=bounds.decode_limits())
         out = BytesIO()
-        await pdf_signer.async_sign_pdf(writer, output=out, appearance_text_params=text_params)
+        await pdf_signer.async_sign_pdf(writer, output=out)
     except PdfDecodeLimitError:
         raise bounds.too_much_inflated() from None
     except _READ_ERRORS as exc:

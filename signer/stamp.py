@@ -1,8 +1,11 @@
-"""The visible stamp of a signature: who signed, when and why, in Vietnamese and English.
+"""The visible stamp of a signature: who signed, when, where and why, in Vietnamese and English.
 
 A printed record shows its signers the way a paper one did. The stamp is drawn by pyHanko
 as the appearance stream of the signature's widget, so it stays inside the box the caller
-gave (the form XObject's bounding box clips it) and scales the text down to fit.
+gave (the form XObject's bounding box clips it). The time is Vietnam's (UTC+7), labelled so;
+the location is shown when the caller gives one. The text is sized to its box: the largest
+size up to :data:`MAX_FONT_SIZE` at which its longest line fits the width and all its lines
+the height, measured with the font's own glyph widths (pyHanko still shrinks what would not fit).
 
 Vietnamese needs glyphs the 14 standard PDF fonts do not have (ư, ơ, ạ, ế, ...): the stamp
 embeds a subset of a TrueType font, with a ToUnicode map so that the text can be searched
@@ -19,7 +22,9 @@ process (about a second; cached).
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from io import BytesIO
 from pathlib import Path
 
@@ -28,6 +33,7 @@ from fontTools.ttLib import TTFont
 from fontTools.ttLib.scaleUpem import scale_upem
 from pyhanko.pdf_utils.font.api import FontEngineFactory
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
+from pyhanko.pdf_utils.layout import AxisAlignment, InnerScaling, Margins, SimpleBoxLayoutRule
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import TextStampStyle
@@ -41,12 +47,17 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/noto/NotoSans-Regular.ttf",
 )
 
-SIGNER_LINE = "Người ký / Signed by: %(signer)s"
-TIME_LINE = "Thời gian / Time: %(ts)s"
-REASON_LINE = "Lý do / Reason: %(reason)s"
-# ISO order with the UTC offset: unambiguous on paper in any country.
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
-FONT_SIZE = 10
+SIGNER_LINE = "Người ký / Signed by: {signer}"
+TIME_LINE = "Thời gian / Time: {time} UTC+7 (giờ Việt Nam)"
+LOCATION_LINE = "Nơi ký / Location: {location}"
+REASON_LINE = "Lý do / Reason: {reason}"
+VIETNAM = timezone(timedelta(hours=7), "ICT")  # no daylight saving time since 1975
+# ISO order, in Vietnam's time, labelled with its offset: unambiguous on paper anywhere.
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+FONT_SIZE = 10  # pyHanko's size for the font engine; the drawn size is fitted to the box
+MAX_FONT_SIZE = 12
+LEADING = 1.25  # line height, in font sizes
+PADDING = 3  # points between the border and the text
 
 # What stamps print: Latin with its extensions, the combining marks and Latin Extended
 # Additional (Vietnamese), punctuation and the đồng sign.
@@ -112,19 +123,81 @@ class PerMilleFontFactory(FontEngineFactory):
         )
 
 
-def stamp_style(font: Path, with_reason: bool) -> TextStampStyle:
-    """A text stamp in ``font``: signer, time and, when there is one, the reason."""
-    lines = [SIGNER_LINE, TIME_LINE] + ([REASON_LINE] if with_reason else [])
-    factory = PerMilleFontFactory(per_mille_font(font))
+@dataclass(frozen=True)
+class StampText:
+    """What a stamp says: the signer's name, the signing time, where and why."""
+
+    signer: str
+    moment: datetime
+    location: str | None = None
+    reason: str | None = None
+
+    def lines(self) -> list[str]:
+        local = (
+            self.moment.astimezone(VIETNAM)
+            if self.moment.tzinfo
+            else self.moment.replace(tzinfo=UTC).astimezone(VIETNAM)
+        )
+        lines = [
+            SIGNER_LINE.format(signer=self.signer),
+            TIME_LINE.format(time=local.strftime(TIME_FORMAT)),
+        ]
+        if self.location:
+            lines.append(LOCATION_LINE.format(location=self.location))
+        if self.reason:
+            lines.append(REASON_LINE.format(reason=self.reason))
+        return lines
+
+
+@functools.lru_cache(maxsize=4)
+def _advances(font_bytes: bytes) -> tuple[dict[int, str], dict[str, int]]:
+    """The font's character map and advance widths (per mille of the font size)."""
+    font = TTFont(BytesIO(font_bytes))
+    return font.getBestCmap(), {name: metrics[0] for name, metrics in font["hmtx"].metrics.items()}
+
+
+def text_width(line: str, font_bytes: bytes, size: float) -> float:
+    """The width of ``line`` in points at ``size`` (kerning left out: a few per cent)."""
+    cmap, advances = _advances(font_bytes)
+    units = sum(
+        advances.get(cmap.get(ord(ch), ".notdef"), advances.get(".notdef", 600)) for ch in line
+    )
+    return units * size / 1000
+
+
+def leading(size: int) -> int:
+    """Line height for a font size (pyHanko's layout wants whole numbers)."""
+    return math.ceil(size * LEADING)
+
+
+def fitted_size(lines: list[str], font_bytes: bytes, width: float, height: float) -> int:
+    """The largest whole font size, up to MAX_FONT_SIZE, at which ``lines`` fit in the box
+    (at least 1: pyHanko then shrinks what still does not fit)."""
+    inner_w, inner_h = width - 2 * PADDING, height - 2 * PADDING
+    widest = max(text_width(line, font_bytes, 1.0) for line in lines) * 1.04  # kerning, rounding
+    for size in range(MAX_FONT_SIZE, 1, -1):
+        if widest * size <= inner_w and len(lines) * leading(size) <= inner_h:
+            return size
+    return 1
+
+
+def stamp_style(
+    font: Path, text: StampText, box: tuple[float, float, float, float]
+) -> TextStampStyle:
+    """A text stamp in ``font`` saying ``text``, sized to ``box`` (x1, y1, x2, y2 in points)."""
+    font_bytes = per_mille_font(font)
+    lines = text.lines()
+    size = fitted_size(lines, font_bytes, abs(box[2] - box[0]), abs(box[3] - box[1]))
+    factory = PerMilleFontFactory(font_bytes)
     return TextStampStyle(
-        stamp_text="\n".join(lines),
-        timestamp_format=TIME_FORMAT,
-        text_box_style=TextBoxStyle(font=factory, font_size=FONT_SIZE),
+        stamp_text="\n".join(line.replace("%", "%%") for line in lines),  # no pyHanko fields
+        text_box_style=TextBoxStyle(font=factory, font_size=size, leading=leading(size)),  # type: ignore[arg-type]
         border_width=1,
         background=None,
+        inner_content_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MID,
+            y_align=AxisAlignment.ALIGN_MID,
+            margins=Margins.uniform(PADDING),
+            inner_content_scaling=InnerScaling.SHRINK_TO_FIT,
+        ),
     )
-
-
-def stamp_text_params(reason: str | None) -> dict[str, str]:
-    """Values for the stamp's template beyond those pyHanko fills in (signer, ts)."""
-    return {"reason": reason} if reason else {}

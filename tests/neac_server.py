@@ -1,9 +1,8 @@
 """A loopback remote-signing gateway that follows the published NEAC contract, for tests.
 
 No public test server exists for the national remote-signing interface; this one follows
-the contract kyso's client follows (see :mod:`kyso.sessions.remote.neac` and
-/work/research/neac.md: Decision 769/QD-BTTTT as implemented by VNPT SmartCA's sp769
-gateway and Methics' client): ``get_certificate``, ``sign`` (asynchronous, or synchronous
+the contract kyso's client follows (see :mod:`kyso.sessions.remote.neac`: Decision
+769/QD-BTTTT as implemented by VNPT SmartCA's sp769 gateway and Methics' client): ``get_certificate``, ``sign`` (asynchronous, or synchronous
 with ``sync``) and the transaction ``status``. The clinicians are the dev PKI's (DEV ONLY keys):
 their "phones" are this object's methods, so a test confirms, rejects or lets a transaction
 expire when it wants. It can also fail (``down``), answer slowly (``delay``), sign wrongly

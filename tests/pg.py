@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL server for tests and benchmarks (Debian's postgresql 15).
+"""A throw-away PostgreSQL server for tests and benchmarks (Debian's postgresql package).
 
 ``initdb`` refuses to run as root, so the cluster belongs to the ``postgres`` user (run
 through ``runuser`` when we are root) and lives in a temporary directory that user owns;
@@ -20,8 +20,18 @@ from pathlib import Path
 
 import psycopg
 
-BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "postgres"
+
+
+def server_binaries() -> Path:
+    """The bin directory of the newest PostgreSQL that Debian's packages installed
+    (``/usr/lib/postgresql/<major>/bin``: 15 on Debian 12, 17 on Debian 13)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parents[1].name)
+    )
+    if not found:
+        raise RuntimeError("no PostgreSQL server found: run scripts/bootstrap --test")
+    return found[-1].parent
 
 
 def free_port() -> int:
@@ -38,6 +48,7 @@ class PostgresServer:
         # fsync=False is for tests: durability against a killed *kyso* needs only commits,
         # not a disk flush; benchmarks keep PostgreSQL's default (fsync on).
         self.fsync = fsync
+        self.bin = server_binaries()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="kyso-pg-"))
         self.data = self.root / "data"
@@ -118,7 +129,7 @@ class PostgresServer:
         return self.url(name, name, password)
 
     def _run(self, tool: str, *args: str) -> None:
-        command = [str(BIN / tool), *args]
+        command = [str(self.bin / tool), *args]
         if self._as_root:
             command = ["runuser", "-u", SUPERUSER, "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, cwd=self.root)

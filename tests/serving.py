@@ -6,13 +6,14 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from support import KYSO
 
 
 def free_port() -> int:
@@ -45,7 +46,7 @@ def kyso_serve(
     full_env = {**os.environ, "KYSO_DATA_DIR": str(data_dir), **(env or {})}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kyso", "serve", "--port", str(port), *args],
+            [KYSO, "serve", "--port", str(port), *args],
             env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,

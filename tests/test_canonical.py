@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 
 import pytest
+import support
 
 from kyso.errors import InvalidJson
 from kyso.formats import MAX_SAFE_INTEGER, canonical_json, parse_json_strict
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "jcs"
+VECTORS = support.VECTORS / "jcs"
 NAMES = sorted(path.stem for path in (VECTORS / "input").glob("*.json"))
 
 

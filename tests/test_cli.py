@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import corpus_pdfs, corpus_records
+from support import KYSO, corpus_pdfs, corpus_records, make_config
+
+from kyso.api import create_app
+from kyso.service import Kyso
 
 
 def kyso(data_dir: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "KYSO_DATA_DIR": str(data_dir)}
     env.pop("KYSO_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "kyso", *args], env=env, capture_output=True, input=stdin)
+    return subprocess.run([KYSO, *args], env=env, capture_output=True, input=stdin)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,23 @@ def test_clients_add_prints_the_api_key_alone_on_the_last_line(tmp_path: Path) -
     assert last not in listed  # the key is never shown again
     assert kyso(tmp_path, "clients", "revoke", "his-main").returncode == 0
     assert "his-main\this\trevoked" in kyso(tmp_path, "clients", "list").stdout.decode()
+
+
+def test_an_api_key_revoked_with_the_cli_is_refused_by_the_service(tmp_path: Path) -> None:
+    added = kyso(tmp_path, "clients", "add", "his-old", "--role", "his", "--keys", "lab-seal")
+    api_key = added.stdout.decode().strip().splitlines()[-1]
+
+    def keys_status() -> int:
+        service = Kyso.open(make_config(tmp_path))
+        try:
+            client = create_app(kyso=service).test_client()
+            return client.get("/api/v1/keys", headers={"Authorization": f"Bearer {api_key}"}).status_code
+        finally:
+            service.close()
+
+    assert keys_status() == 200
+    assert kyso(tmp_path, "clients", "revoke", "his-old").returncode == 0
+    assert keys_status() == 401
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
@@ -93,6 +112,27 @@ def test_verify_exits_1_for_a_changed_pdf_and_0_for_a_good_one(data_dir: Path, t
     (tmp_path / "changed.pdf").write_bytes(changed)
     bad = kyso(data_dir, "verify", str(tmp_path / "changed.pdf"))
     assert bad.returncode == 1
+
+
+def test_verify_lang_vi_says_in_plain_vietnamese_who_signed_when_and_whether_it_changed(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    good = kyso(data_dir, "verify", str(data_dir / "signed.pdf"), "--lang", "vi")
+    assert good.returncode == 0, good.stderr
+    text = good.stdout.decode()
+    assert text.startswith("Kết luận về tài liệu: Hợp lệ\n")
+    assert "Người ký: Bệnh viện" in text and "(giờ Việt Nam, UTC+7)" in text
+    assert "Sau khi ký: Tài liệu không bị sửa đổi sau khi ký." in text
+    assert "Nhật ký kyso: Nhật ký kyso lưu đúng tệp này" in text
+    assert "{" not in text  # words, not JSON
+    signed = (data_dir / "signed.pdf").read_bytes()
+    i = signed.index(b"/Contents") - 200
+    (tmp_path / "changed.pdf").write_bytes(signed[:i] + bytes([signed[i] ^ 0x01]) + signed[i + 1 :])
+    bad = kyso(data_dir, "verify", str(tmp_path / "changed.pdf"), "--lang", "vi")
+    assert bad.returncode == 1
+    assert "tài liệu đã bị sửa đổi sau khi ký" in bad.stdout.decode()
+    as_json = json.loads(kyso(data_dir, "verify", str(data_dir / "signed.pdf"), "--lang", "en", "--json").stdout)
+    assert as_json["explanation"]["lang"] == "en" and as_json["signatures"][0]["explanation"]["terms"]
 
 
 def test_records_due_lists_the_records_to_extend_before_a_day(tmp_path: Path) -> None:

@@ -71,7 +71,9 @@ class SignerChecks:
             max_requests=t.fetch_max_requests,
             max_bytes=t.fetch_max_bytes,
         )
-        return TrustStore.from_patterns(t.roots, in_process=self.dev_revocation, fetch_policy=policy)
+        return TrustStore.from_patterns(
+            t.roots, profile=t.profile, in_process=self.dev_revocation, fetch_policy=policy
+        )
 
     @cached_property
     def _revocation_checker(self) -> RevocationChecker:

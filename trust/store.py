@@ -75,11 +75,16 @@ class TrustStore:
         cls,
         patterns: Iterable[str],
         *,
+        profile: str | None = None,
         in_process: CrlIssuer | None = None,
         fetch_policy: FetchPolicy | None = None,
     ) -> TrustStore:
-        """Read ``[trust] roots`` (files or globs); a file that does not parse is a ConfigError."""
-        ders: list[bytes] = []
+        """Read ``[trust] roots`` (files or globs), and the anchors of the built-in
+        ``[trust] profile`` (:mod:`kyso.trust.profiles`); a file that does not parse is a
+        ConfigError."""
+        from kyso.trust.profiles import profile_roots
+
+        ders: list[bytes] = list(profile_roots(profile))
         for pattern in patterns:
             for path in sorted(glob.glob(pattern)) or [pattern]:
                 try:

@@ -9,7 +9,8 @@ string.
 
 Reading these two members in place is sound because the next entry's ``prev_hash`` (or a
 checkpoint root) commits to the hash of the line: a line that something later commits to
-is exactly what the log hashed. Whatever does not fit goes to the slow path of
+is exactly what the log hashed. A line that does not fit is read by its content
+(:mod:`kyso.audit.offline.line_chain`: a re-serialized line) or goes to the slow path of
 :mod:`kyso.audit.offline.export_scan`, which parses the line and explains the problem.
 """
 
@@ -64,13 +65,3 @@ def check_batch(lines: list[bytes], seq: int, prev_hex: bytes) -> tuple[list[byt
     if min(found) <= 0:
         return None
     return digests, hexes
-
-
-def longest_chain(lines: list[bytes], seq: int, prev_hex: bytes) -> int:
-    """How many lines from the start of ``lines`` :func:`check_batch` would accept."""
-    for taken, line in enumerate(lines):
-        checked = check_batch([line], seq + taken, prev_hex)
-        if checked is None:
-            return taken
-        prev_hex = checked[1]
-    return len(lines)

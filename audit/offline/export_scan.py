@@ -1,10 +1,11 @@
 """One pass over an audit export: the entry chain, then the checkpoint lines.
 
-The fast path hashes each entry line as it stands and reads its ``seq`` and ``prev_hash``
-from their places in canonical form, without parsing it (:mod:`kyso.audit.offline.chain_lines`,
-which says why that is sound). The last entry has nothing after it, so it is parsed and
-checked in full. Any line that does not fit goes to the slow path, which parses,
-shape-checks and re-canonicalises it and explains the problem.
+The fast path hashes each canonical entry line as it stands and reads its ``seq`` and
+``prev_hash`` from their places, without parsing it (:mod:`kyso.audit.offline.chain_lines`,
+which says why that is sound); a re-serialized line is taken by its content, through its
+canonical form (:mod:`kyso.audit.offline.line_chain`). The last entry has nothing after it,
+so it is parsed and checked in full. Any line that does not fit goes to the slow path,
+which parses, shape-checks and re-canonicalises it and explains the problem.
 
 A long export file has usually been read up to its first checkpoint line by the parallel
 pass (:mod:`kyso.audit.offline.parallel_scan`); the scan then starts from the chain state that
@@ -13,16 +14,15 @@ pass returns.
 
 from __future__ import annotations
 
-import binascii
 import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
-from kyso.audit.entry import GENESIS_PREV_HASH, line_hash, validate_entry_shape
-from kyso.audit.offline.chain_lines import check_batch
+from kyso.audit.entry import line_hash, validate_entry_shape
 from kyso.audit.offline.checkpoint_verify import is_checkpoint
+from kyso.audit.offline.line_chain import LineChain
 from kyso.audit.offline.parallel_scan import ChainState
 from kyso.audit.offline.spilled_tree import CHUNK, SpilledTree
 from kyso.errors import InvalidJson
@@ -41,7 +41,11 @@ class ChainProblem:
 
 
 class ExportScan:
-    """Reads an export once; afterwards ``count`` entries verified, or ``problem`` set."""
+    """Reads an export once; afterwards ``count`` entries verified, or ``problem`` set.
+
+    ``chain`` holds where the chain stands (:class:`~kyso.audit.offline.line_chain.LineChain`),
+    and how many lines were taken by their content.
+    """
 
     def __init__(
         self,
@@ -57,17 +61,32 @@ class ExportScan:
         is where an earlier pass left the chain, if the lines do not start at seq 0."""
         self.lines, self.tree, self.progress, self.full = lines, tree, progress, full
         self.batches = batches
-        self.count = 0  # entries accepted; the next one must have this seq
-        self.prev_hex = GENESIS_PREV_HASH.encode()  # entry hash of seq count-1
-        self.prev2_hex = b""  # entry hash of seq count-2
-        self.last_line = b""
+        self.chain = LineChain()
         if state is not None:
-            self._set_state(state.count, state.prev_hex, state.prev2_hex, state.last_line)
+            self.chain = LineChain(
+                state.count,
+                state.prev_hex,
+                state.prev2_hex,
+                state.last_line,
+                tentative=state.tentative,
+                reserialized=state.reserialized,
+                first_reserialized=state.first_reserialized,
+            )
         self.lineno = 0  # of the line being examined off the fast path
         self.skipped = 0  # blank lines among the entries
         self.problem: ChainProblem | None = None
         self.checkpoints: list[tuple[str, Any]] = []
         self.pushback: list[tuple[int, bytes]] = []  # lines read ahead to explain a problem
+
+    @property
+    def count(self) -> int:
+        """Entries accepted; the next one must have this seq."""
+        return self.chain.count
+
+    @property
+    def prev_hex(self) -> bytes:
+        """The entry hash of seq count-1 (64 hex digits)."""
+        return self.chain.prev_hex
 
     def run(self) -> None:
         """Read everything: entries, then checkpoints (also after a problem, to check them)."""
@@ -78,6 +97,9 @@ class ExportScan:
             self.progress(self.count)
         if self.problem is None and self.count:
             self._check_last_entry()
+        else:
+            self.chain.resolve()  # the leaves checkpoints are compared with: of the content
+        self.tree.extend(self.chain.finish())
         self._checkpoint_lines(strict=self.problem is None and stop is True)
 
     def _batches(self) -> bool | None:
@@ -98,33 +120,24 @@ class ExportScan:
                 continue
             if batch[0].__class__ is str:  # a file opened as text
                 batch = [_as_bytes(line) for line in batch]
-            try:
-                taken = self._take_batch(batch if bare else _without_newlines(batch))
-            except TypeError:  # lines of mixed types: the line-by-line path converts each
-                taken = False
-            if not taken:
+            taken = self._take(batch if bare else _without_newlines(batch))
+            if taken < len(batch):
                 # Wrap the rest of the source itself: chains of chains slow every line.
                 rest = itertools.chain.from_iterable(batches) if bare else self.lines
-                self.lines = itertools.chain(batch, rest)
-                if (stop := self._entries(itertools.islice(self.lines, len(batch)))) is not None:
+                self.lines = itertools.chain(batch[taken:], rest)
+                left = len(batch) - taken
+                if (stop := self._entries(itertools.islice(self.lines, left))) is not None:
                     return stop
             elif self.progress and self.count >= reported + _PROGRESS_EVERY:
                 reported = self.count
                 self.progress(reported)
         return None
 
-    def _take_batch(self, lines: list[bytes]) -> bool:
-        """Accept the batch (lines without newlines) if every line links to the one before
-        and has the next seq."""
-        checked = check_batch(lines, self.count, self.prev_hex)
-        if checked is None:
-            return False
-        digests, hexes = checked
-        self.tree.extend(digests)
-        self.count += len(lines)
-        self.prev2_hex = hexes[-128:-64] if len(lines) > 1 else self.prev_hex
-        self.prev_hex, self.last_line = hexes[-64:], lines[-1]
-        return True
+    def _take(self, lines: list[bytes]) -> int:
+        """Take lines (without newlines) from the start while they continue the chain; how many."""
+        leaves, taken = self.chain.take(lines)
+        self.tree.extend(leaves)
+        return taken
 
     def _entries(self, lines: Iterator[Any]) -> bool | None:
         """The fast path line by line, and the slow path; returns as :meth:`_batches` does."""
@@ -132,20 +145,12 @@ class ExportScan:
             line = raw if raw.__class__ is bytes else _as_bytes(raw)
             if line[-1:] == b"\n":
                 line = line[:-1]
-            if not self.full and self._take_batch([line]):
+            if not self.full and self._take([line]):
                 continue
             self.lineno = self.count + self.skipped + 1
             if (stop := self._slow(line)) is not None:
                 return stop
         return None
-
-    def _set_state(self, count: int, prev_hex: bytes, prev2_hex: bytes, last_line: bytes) -> None:
-        self.count, self.prev_hex, self.prev2_hex, self.last_line = (
-            count,
-            prev_hex,
-            prev2_hex,
-            last_line,
-        )
 
     def _slow(self, line: bytes) -> bool | None:
         """A line off the fast path: None to go on, True at a checkpoint, False on a problem."""
@@ -171,35 +176,32 @@ class ExportScan:
         p, where = self.count, f"entry seq {self.count} (line {self.lineno})"
         if shape := validate_entry_shape(entry):
             return self._fail(p, f"{where}: " + "; ".join(shape))
-        if not self.full and p > 0 and (problem := self._recheck_previous(entry)):
+        if not self.full and p > 0 and (problem := self._recheck_previous()):
             return self._fail(p - 1, problem)
         if entry["seq"] != p:
             return self._fail(*self._explain_seq(entry))
         if entry["prev_hash"].encode() != self.prev_hex:
             return self._fail(*self._explain_link(entry))
-        if (problem := _canonical_problem(line, entry)) is not None:
-            canonical = _canonical_or_none(entry)
-            if canonical is not None and (following := self._peek_entry()) is not None:
-                problem = _noncanonical(p, canonical, following.get("prev_hash"))
-            return self._fail(p, f"{where}: {problem}")
-        digest = line_hash(line)
-        self.tree.extend([digest])
-        self._set_state(self.count + 1, binascii.hexlify(digest), self.prev_hex, line)
+        try:
+            canonical = canonical_json(entry)
+        except InvalidJson as exc:
+            return self._fail(p, f"{where}: {exc.detail}")
+        self.tree.extend(self.chain.accept(line, line_hash(canonical), canonical != line))
         return True
 
-    def _recheck_previous(self, entry: dict[str, Any]) -> str | None:
-        """Check in full the entry before ``entry``, which the fast path only hashed."""
+    def _recheck_previous(self) -> str | None:
+        """Check in full the entry before this one, which the fast path only hashed; a
+        re-serialized one takes the hash of its canonical form."""
         p = self.count - 1
         try:
-            previous = parse_json_strict(self.last_line)
+            previous = parse_json_strict(self.chain.last_line)
         except InvalidJson as exc:
             return f"entry seq {p}: not valid JSON ({exc.detail})"
         if shape := validate_entry_shape(previous):
             return f"entry seq {p}: " + "; ".join(shape)
-        canonical = _canonical_or_none(previous)
-        if canonical == self.last_line:
-            return None
-        return f"entry seq {p}: " + _noncanonical(p, canonical, entry["prev_hash"])
+        if (problem := self.chain.resolve()) is not None:
+            return f"entry seq {p}: {problem}"
+        return None
 
     def _explain_seq(self, entry: dict[str, Any]) -> tuple[int, str]:
         """Name what happened where seq p belongs but the entry carries another seq."""
@@ -228,7 +230,7 @@ class ExportScan:
                 0,
                 "entry seq 0: its prev_hash is not 64 zeros, as the first entry's must be (entry changed)",
             )
-        if entry["prev_hash"].encode() == self.prev2_hex:
+        if entry["prev_hash"].encode() == self.chain.prev2_hex:
             return p - 1, f"entry seq {p - 1} was inserted: entry seq {p} links to seq {p - 2}"
         following = self._peek_entry()
         if following is None:
@@ -268,15 +270,15 @@ class ExportScan:
 
     def _check_last_entry(self) -> None:
         """The last entry has nothing after it to commit to its bytes: check it in full."""
-        p, line, where = self.count - 1, self.last_line, f"entry seq {self.count - 1} (the last)"
+        p, where = self.count - 1, f"entry seq {self.count - 1} (the last)"
         try:
-            entry = parse_json_strict(line)
+            entry = parse_json_strict(self.chain.last_line)
         except InvalidJson as exc:
             self._fail(p, f"{where}: not valid JSON ({exc.detail})")
             return
         if shape := validate_entry_shape(entry):
             self._fail(p, f"{where}: " + "; ".join(shape))
-        elif (problem := _canonical_problem(line, entry)) is not None:
+        elif (problem := self.chain.resolve()) is not None:
             self._fail(p, f"{where}: {problem}")
 
     def _checkpoint_lines(self, strict: bool) -> None:
@@ -341,6 +343,8 @@ def trailing_checkpoints(file: BinaryIO, block: int = 1 << 16) -> list[tuple[str
                 return list(reversed(found))
             if is_checkpoint(value):
                 found.append(("checkpoint near the end of the export", value))
+            elif isinstance(value, dict) and "seq" in value:  # a re-serialized entry
+                return list(reversed(found))
         if end - position > 1 << 26:  # not an export of entries then checkpoints
             break
     return list(reversed(found))
@@ -348,27 +352,6 @@ def trailing_checkpoints(file: BinaryIO, block: int = 1 << 16) -> list[tuple[str
 
 def _without_newlines(batch: list[bytes]) -> list[bytes]:
     return [line[:-1] if line[-1:] == b"\n" else line for line in batch]
-
-
-def _canonical_problem(line: bytes, entry: dict[str, Any]) -> str | None:
-    """Why ``line`` is not the canonical form of ``entry``, or None."""
-    try:
-        canonical = canonical_json(entry)
-    except InvalidJson as exc:
-        return exc.detail
-    if canonical != line:
-        return "the line is not canonical RFC 8785 JSON; an export must hold the exact bytes that were hashed"
-    return None
-
-
-def _noncanonical(seq: int, canonical: bytes | None, next_prev_hash: Any) -> str:
-    """Explain a line that is not canonical, by whether the next entry still links to it."""
-    if canonical is not None and line_hash(canonical).hex() == next_prev_hash:
-        return (
-            "its line was reformatted (it is not canonical RFC 8785 JSON); its content is "
-            "unchanged, but an export must hold the exact bytes that were hashed"
-        )
-    return f"entry_hash does not match the prev_hash of seq {seq + 1} (entry changed)"
 
 
 def _canonical_or_none(entry: dict[str, Any]) -> bytes | None:

@@ -54,6 +54,9 @@ class ChainState:
     last_line: bytes  # the line of seq count-1
     offset: int  # byte offset of the next line in the file
     processes: int = 1  # that read the pieces
+    tentative: bool = False  # last_line stands by its bytes, unchecked
+    reserialized: int = 0  # lines taken by their content (kyso.audit.offline.line_chain)
+    first_reserialized: int | None = None  # the seq of the first
 
 
 @dataclass
@@ -182,6 +185,7 @@ def _stitch(
     """Take the pieces in file order while each follows the one before."""
     count, prev_hex, prev2_hex, last_line = 0, GENESIS_PREV_HASH.encode(), b"", b""
     offset, roots = bounds[0][0], dict[int, bytes]()
+    tentative, reserialized, first_reserialized = False, 0, None
     for index, (begin, end) in enumerate(bounds):
         offset, piece = begin, pieces.get(index)
         if piece is None:
@@ -197,10 +201,22 @@ def _stitch(
         tree.adopt(piece.leaves, piece.leaf_offset, result.count, roots)
         prev2_hex = result.prev2_hex if result.count > 1 else prev_hex
         count, prev_hex, last_line = count + result.count, result.prev_hex, result.last_line
+        tentative, reserialized = result.tentative, reserialized + result.reserialized
+        if first_reserialized is None:
+            first_reserialized = result.first_reserialized
         offset = end if result.stop is None else result.stop
         if result.stop is not None:
             break
-    return ChainState(count, prev_hex, prev2_hex, last_line, offset)
+    return ChainState(
+        count,
+        prev_hex,
+        prev2_hex,
+        last_line,
+        offset,
+        tentative=tentative,
+        reserialized=reserialized,
+        first_reserialized=first_reserialized,
+    )
 
 
 class _Worker:

@@ -7,7 +7,9 @@ whatever seq and prev_hash the range's first line carries (the stitching checks 
 against the range before). It hashes every line, writes the leaf hashes to a file of
 their own, and computes the roots of the 256-leaf chunks that lie wholly in the range
 (nearly all of the Merkle tree's hashing), assuming the first line's seq is its leaf
-index, which the stitching confirms. It stops at the first line that does not fit and
+index, which the stitching confirms. Lines are taken as the line-by-line scan takes them
+(:class:`kyso.audit.offline.line_chain.LineChain`: canonical ones by their bytes,
+re-serialized ones by their content). It stops at the first line that does not fit and
 says where; the line-by-line scan takes over there.
 """
 
@@ -19,9 +21,9 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from kyso.audit.entry import line_hash
 from kyso.audit.merkle import perfect_root
-from kyso.audit.offline.chain_lines import check_batch, link_of, longest_chain
+from kyso.audit.offline.chain_lines import check_batch
+from kyso.audit.offline.line_chain import LineChain, first_link
 
 CHUNK = 256  # leaves per chunk root, as kyso.audit.offline.spilled_tree.CHUNK
 BLOCK = 1 << 20
@@ -44,6 +46,9 @@ class RangeResult:
     prev2_hex: bytes = b""  # the entry hash of the line before it, if taken here
     first_chunk: int = 0  # the chunk index of roots[0:32]
     roots: bytes = b""  # roots of the chunks wholly among the lines taken, in order
+    tentative: bool = False  # last_line stands by its bytes, unchecked (it did not parse)
+    reserialized: int = 0  # lines taken by their content
+    first_reserialized: int | None = None  # the seq of the first
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,6 +62,9 @@ class RangeResult:
                 "prev2_hex": self.prev2_hex.decode(),
                 "first_chunk": self.first_chunk,
                 "roots": self.roots.hex(),
+                "tentative": self.tentative,
+                "reserialized": self.reserialized,
+                "first_reserialized": self.first_reserialized,
             }
         )
 
@@ -73,6 +81,9 @@ class RangeResult:
             prev2_hex=value["prev2_hex"].encode(),
             first_chunk=int(value["first_chunk"]),
             roots=bytes.fromhex(value["roots"]),
+            tentative=bool(value["tentative"]),
+            reserialized=int(value["reserialized"]),
+            first_reserialized=value["first_reserialized"],
         )
 
 
@@ -85,47 +96,70 @@ def scan_range(
 ) -> RangeResult:
     """Check bytes [start, end) of ``fd`` (``start`` at a line's beginning) as a chain."""
     result = RangeResult()
-    seq, prev_hex, chunks, reported = 0, b"", _ChunkRoots(0), 0
+    chain, chunks, reported = LineChain(), _ChunkRoots(0), 0
+
+    def keep(leaves: list[bytes]) -> None:
+        if leaves:
+            write_leaves(b"".join(leaves))
+            chunks.extend(leaves)
+
     for offset, lines in _lines(fd, start, end):
         if result.first_seq < 0:
-            link = link_of(lines[0])
+            link = first_link(lines[0])
             if link is None or link[0] > offset // MIN_LINE:
                 result.stop = offset
                 return result
-            seq, prev_hex = result.first_seq, result.first_prev = link
-            chunks = _ChunkRoots(seq)
+            result.first_seq, result.first_prev = link
+            chain = LineChain(*link)
+            chunks = _ChunkRoots(link[0])
             result.first_chunk = chunks.first_chunk
-        checked = check_batch(lines, seq, prev_hex)
-        if checked is None:
-            taken = longest_chain(lines, seq, prev_hex)
+        leaves, taken = chain.take(lines)
+        keep(leaves)
+        if taken < len(lines):
             result.stop = offset + sum(len(line) + 1 for line in lines[:taken])
-            lines = lines[:taken]
-            checked = check_batch(lines, seq, prev_hex)
-        if checked is not None:
-            digests, hexes = checked
-            write_leaves(b"".join(digests))
-            chunks.extend(digests)
-            result.prev2_hex = hexes[-128:-64] if len(lines) > 1 else result.prev_hex
-            result.prev_hex, result.last_line = hexes[-64:], lines[-1]
-            prev_hex, seq, result.count = (
-                result.prev_hex,
-                seq + len(lines),
-                result.count + len(lines),
-            )
-        if result.stop is not None:
             break
-        if progress and result.count >= reported + PROGRESS_EVERY:
-            reported = result.count
+        count = chain.count - result.first_seq
+        if progress and count >= reported + PROGRESS_EVERY:
+            reported = count
             progress(reported)
-    if result.stop is None and chunks.pending:
+    if result.first_seq >= 0:
+        _settle_last(fd, end, chain, result.stop is None)
+        keep(chain.finish())
+        result.count = chain.count - result.first_seq
+        if result.count:
+            result.prev_hex, result.prev2_hex = chain.prev_hex, chain.prev2_hex
+            result.last_line, result.tentative = chain.last_line, chain.tentative
+        result.reserialized, result.first_reserialized = (
+            chain.reserialized,
+            chain.first_reserialized,
+        )
+    if result.stop is None and chunks.pending and result.count:
         # Finish the last chunk with the lines that follow: the next piece holds them, and
         # its stitching confirms the alignment. Hashing them is cheaper here than in the
-        # process that stitches, where nothing runs beside it.
-        chunks.extend(
-            [line_hash(line) for line in _next_lines(fd, end, CHUNK - len(chunks.pending))]
-        )
+        # process that stitches, where nothing runs beside it. Only lines that each link
+        # to the bytes of the one before (and one more line after them, to commit to the
+        # last) have their bytes' hash for leaf; otherwise the stitching computes the root.
+        wanted = CHUNK - len(chunks.pending)
+        following = _next_lines(fd, end, wanted + 1)
+        checked = check_batch(following, chain.count, chain.prev_hex)
+        if checked is not None and len(following) == wanted + 1:
+            chunks.extend(checked[0][:wanted])
     result.roots = b"".join(chunks.roots)
     return result
+
+
+def _settle_last(fd: int, end: int, chain: LineChain, whole: bool) -> None:
+    """Settle the range's tentative last line as the line-by-line scan would: its bytes stand
+    if the line after the range links to them, else its content does."""
+    if not chain.tentative:
+        return
+    if whole:
+        following = _next_lines(fd, end, 1)
+        link = first_link(following[0]) if following else None
+        if link is not None and link == (chain.count, chain.prev_hex):
+            chain.tentative = False
+            return
+    chain.resolve()
 
 
 class _ChunkRoots:

@@ -5,7 +5,9 @@ then the checkpoints. :func:`verify_export` reads it once, front to back
 (:mod:`kyso.audit.offline.export_scan`), then checks every checkpoint against the entries
 (:mod:`kyso.audit.offline.checkpoint_verify`), and names the first entry that was changed,
 removed, inserted or reordered, or the checkpoint that no longer matches (a log
-rewritten and re-hashed, or cut off at the end).
+rewritten and re-hashed, or cut off at the end). It judges content, not formatting: a
+line re-serialized after the export (``jq``, ``json.dumps``) verifies through its
+canonical form, with a note (:mod:`kyso.audit.offline.line_chain`).
 
 Memory: the leaf hashes go to a temporary file and only perfect subtrees of 256 leaves and
 up stay in memory (:mod:`kyso.audit.offline.spilled_tree`), about n/4 bytes for n entries.
@@ -33,6 +35,7 @@ from kyso.audit.offline.export_scan import (
     file_batches,
     trailing_checkpoints,
 )
+from kyso.audit.offline.line_chain import reserialized_note
 from kyso.audit.offline.parallel_scan import parallel_workers, scan_in_parallel
 from kyso.audit.offline.spilled_tree import SpilledTree
 
@@ -50,7 +53,11 @@ class VerifyReport:
     the problem. ``notes`` hold further problems, or what a success does not cover.
     ``root_hash`` and ``chain_head`` (hex) describe all the entries, when they verified.
     ``signed_by`` and ``timestamped_by`` name the subjects of the log key and TSA
-    certificates of the checkpoints whose signatures held.
+    certificates of the checkpoints whose signatures held. ``reserialized`` counts the entry
+    lines that are not the canonical bytes the log hashed (re-serialized after the export,
+    by ``jq`` or ``json.dumps``) and verified by their content, through their canonical
+    form, as SPEC 7 defines the entry hash; ``first_reserialized_seq`` is the first; a note
+    says so.
     """
 
     ok: bool
@@ -65,6 +72,8 @@ class VerifyReport:
     signed_by: list[str] = field(default_factory=list)
     timestamped_by: list[str] = field(default_factory=list)
     processes: int = 1  # that read the entries (kyso.audit.offline.parallel_scan)
+    reserialized: int = 0  # entry lines verified by their content, not their bytes
+    first_reserialized_seq: int | None = None
 
 
 def verify_export(
@@ -86,6 +95,8 @@ def verify_export(
     called with the number of entries read so far. ``full=True`` also parses and
     re-canonicalises every line (about 30 times slower), which matters only to test a log
     writer: a line that something later commits to is already proven to be what was hashed.
+    Either way the report's ``reserialized`` says whether every line held the canonical
+    bytes the log wrote.
 
     A binary file is read in blocks; a regular file is first cut into ``workers`` ranges
     checked in parallel (:mod:`kyso.audit.offline.parallel_scan`). ``workers`` None uses every
@@ -151,6 +162,10 @@ def _report(
         report.chain_head = scan.prev_hex.decode()
         report.notes = _coverage_notes(results, scan.count)
     report.notes += [r.note for r in results if r.note]
+    report.reserialized = scan.chain.reserialized
+    report.first_reserialized_seq = scan.chain.first_reserialized
+    if report.reserialized:
+        report.notes.append(reserialized_note(report.reserialized, report.first_reserialized_seq))
     report.signed_by, report.timestamped_by = sorted(trust.signers), sorted(trust.tsas)
     if not trust and any(r.checked for r in results):
         report.notes.append(

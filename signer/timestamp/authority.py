@@ -203,7 +203,7 @@ class TimestampAuthority:
     def _signer_info(self, signed_attrs: cms.CMSAttributes) -> cms.SignerInfo:
         """Sign the DER SET of ``signed_attrs`` and wrap it in a SignerInfo."""
         to_sign = signed_attrs.dump()  # universal SET tag, as RFC 5652 5.4 wants it signed
-        scheme = self.key.info.default_scheme
+        scheme = self.key.info.classic_scheme  # PKCS#1 v1.5 or ECDSA, as every verifier reads
         signature = self.key.sign(to_sign, scheme)
         _check_own_signature(self.certificate, to_sign, signature, scheme)
         if scheme == "ecdsa":

@@ -36,8 +36,11 @@ from pyhanko_certvalidator.errors import (
 from kyso.signer.verify import report as r
 from kyso.signer.verify.report import TimestampInfo, VerifySettings, iso_utc
 from kyso.trust.fetching import FetchSession
-from kyso.trust.policy import SIGNER_KEY_USAGE, usage_problem
+from kyso.trust.policy import SIGNER_KEY_USAGE, key_strength_problem, usage_problem
 from kyso.trust.store import verification_context
+
+# Digest algorithms that may no longer sign (Circular 15/2025/TT-BKHCN: SHA-1 and MD5 never).
+WEAK_DIGESTS = {"md2": "MD2", "md5": "MD5", "sha1": "SHA-1"}
 
 __all__ = ["SIGNER_KEY_USAGE", "ChainResult", "KnownData", "assess_chain", "assess_signer"]
 
@@ -97,6 +100,7 @@ class ChainResult:
     revoked_at: datetime | None = None
     ca_revoked: bool = False
     path: tuple[x509.Certificate, ...] = field(default=())  # below the trust anchor
+    anchor: x509.Certificate | None = None  # the trust anchor the path ends at
 
 
 async def _validate_once(cert: x509.Certificate, context: ValidationContext) -> ChainResult:
@@ -116,7 +120,9 @@ async def _validate_once(cert: x509.Certificate, context: ValidationContext) -> 
                 False, "unknown", r.CHAIN_CONSTRAINTS_FAILURE,
                 f"the signer certificate is not meant for signing documents: {problem}",
             )  # fmt: skip
-        return ChainResult(True, "good", path=tuple(path.iter_certs(include_root=False)))
+        below = tuple(path.iter_certs(include_root=False))
+        anchor = next(iter(path.iter_certs(include_root=True)), None)
+        return ChainResult(True, "good", path=below, anchor=anchor if anchor not in below else None)
     except PathBuildingError as exc:
         return ChainResult(
             False, "unknown", r.NO_CERTIFICATE_CHAIN_FOUND,
@@ -274,6 +280,57 @@ def judge_signer(
             "or from an untrusted TSA)",
         )
     return Verdict(r.TOTAL_PASSED, None, chain.message if chain.revocation == "revoked" else None)
+
+
+def weak_algorithm(
+    cert: x509.Certificate, digest_algorithm: str | None, mechanism: str | None = None
+) -> Verdict | None:
+    """``INDETERMINATE``/``CRYPTO_CONSTRAINTS_FAILURE`` for a signature made with SHA-1 or
+    MD5, or by a key too weak to sign (RSA under 2048 bits, EC under 256); else ``None``."""
+    for name in (digest_algorithm or "", *(mechanism or "").split("_")):
+        if name in WEAK_DIGESTS:
+            return indeterminate(
+                r.CRYPTO_CONSTRAINTS_FAILURE,
+                f"the signature is made with {WEAK_DIGESTS[name]}, a weak algorithm that may "
+                "no longer be used to sign",
+            )
+    problem = key_strength_problem(cert)
+    if problem is not None:
+        return indeterminate(
+            r.CRYPTO_CONSTRAINTS_FAILURE, f"the signer's certificate has {problem}: a weak key"
+        )
+    return None
+
+
+def chain_names(
+    chain: ChainResult,
+    cert: x509.Certificate,
+    known: Iterable[x509.Certificate],
+    roots: Iterable[x509.Certificate],
+) -> tuple[str, ...]:
+    """The subjects of the signer's path, leaf first, up to the trust anchor: the validated
+    path when there is one, else as far as the issuers at hand lead (by name and key id)."""
+    if chain.trusted and chain.path and chain.anchor is not None:
+        certs = [*reversed(chain.path), chain.anchor]
+    else:
+        certs = _issuer_walk(cert, [*known, *roots])
+    return tuple(c.subject.human_friendly for c in certs)
+
+
+def _issuer_walk(cert: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    walked = [cert]
+    while len(walked) < 10 and walked[-1].self_signed == "no":
+        child = walked[-1]
+        issuers = [
+            c for c in pool
+            if c.subject == child.issuer and c not in walked
+            and (child.authority_key_identifier is None
+                 or c.key_identifier in (None, child.authority_key_identifier))
+        ]  # fmt: skip
+        if not issuers:
+            break
+        walked.append(issuers[0])
+    return walked
 
 
 def certs_below_anchor(chain: ChainResult, cert: x509.Certificate) -> Sequence[x509.Certificate]:

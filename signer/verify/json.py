@@ -58,9 +58,11 @@ from kyso.signer.verify.common import (
     KnownData,
     Verdict,
     assess_signer,
+    chain_names,
     failed,
     indeterminate,
     judge_signer,
+    weak_algorithm,
 )
 from kyso.signer.verify.common import validation_context as make_context
 from kyso.signer.verify.report import (
@@ -98,13 +100,14 @@ async def async_verify_json(
 
     ``payload`` is the JSON value the JWS signs, required when the JWS is detached (no
     ``payload`` member) and compared with the JWS's own otherwise; ``None`` means none was
-    sent. ``registered``, when given, is called with ``[SHA-256 of the signature member]``."""
+    sent. ``registered``, when given, is called with ``[SHA-256 of the signature member]``
+    once the signature verifies over the payload (:mod:`kyso.signer.verify.logged`)."""
     settings = settings.for_one_run()
     parsed = parse_jws(jws)
     payload_b64, document_sha256, mismatch = _payload(parsed, payload)
     certs = _x5c(parsed.protected)
     report = await _verify(parsed, payload_b64, mismatch, certs, settings)
-    if registered is not None:
+    if registered is not None and report.intact:  # the log holds this JWS over this payload
         report = replace(report, registered=registered([report.id]))
     return Report(document_sha256, (report,))
 
@@ -224,11 +227,10 @@ async def _verify(
         verdict = failed(
             r.FORMAT_FAILURE, ts_problem or "sigT is missing or not YYYY-MM-DDThh:mm:ssZ"
         )
-    chain = (
-        await assess_signer(cert, settings, KnownData.of(settings, certs[1:]), timestamp)
-        if cert
-        else None
-    )
+    if verdict is None and cert is not None:
+        verdict = weak_algorithm(cert, "sha256")  # RS256, PS256 and ES256 all hash with SHA-256
+    known = KnownData.of(settings, certs[1:])
+    chain = await assess_signer(cert, settings, known, timestamp) if cert else None
     if verdict is None and chain is not None and cert is not None:
         verdict = judge_signer(chain, cert, timestamp, claimed, settings)
     assert verdict is not None
@@ -248,6 +250,7 @@ async def _verify(
         modifications=None,
         revocation=chain.revocation if chain else "unknown",
         message=verdict.message,
+        chain=chain_names(chain, cert, known.certs, settings.trust_roots) if chain and cert else (),
     )
 
 

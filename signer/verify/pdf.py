@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -54,11 +53,14 @@ from kyso.signer.verify.common import (
     Verdict,
     assess_signer,
     certs_below_anchor,
+    chain_names,
     failed,
     judge_signer,
     validation_context,
+    weak_algorithm,
 )
 from kyso.signer.verify.dss import DssData, has_revinfo_for, lt_rescue, lta_rescue, read_dss
+from kyso.signer.verify.logged import pdf_registrations, revision_candidates
 from kyso.signer.verify.report import (
     Registered,
     Report,
@@ -94,9 +96,9 @@ async def async_verify_pdf(
 ) -> Report:
     """The validation report of ``data``. Raises only InvalidPdf and EncryptedPdf.
 
-    ``registered``, when given, is called once per signature with the SHA-256 (hex) of each
-    prefix of the file that ends a revision at or after that signature's (see
-    :func:`revision_candidates`), and its answer becomes the signature's ``registered``."""
+    ``registered``, when given, looks the file up in kyso's log: only when the log holds the
+    whole file is each signature given the entry of its own output
+    (:mod:`kyso.signer.verify.logged`)."""
     settings = settings.for_one_run()
     reader = _open(data, settings.pdf_bounds)
     signatures, doc_timestamps = _collect(reader)
@@ -106,13 +108,11 @@ async def async_verify_pdf(
     seen_ids: set[str] = set()
     for name, emb in signatures:
         report = await _verify_signature(name, emb, settings, dss, covering)
-        report = replace(report, id=_unique(report.id, seen_ids))
-        if registered is not None:
-            end = (
-                _signed_end(emb, len(data)) if isinstance(emb, EmbeddedPdfSignature) else len(data)
-            )
-            report = replace(report, registered=registered(revision_candidates(data, end)))
-        reports.append(report)
+        reports.append(replace(report, id=_unique(report.id, seen_ids)))
+    if registered is not None and reports:
+        ends = [_signed_end(emb, len(data)) for _, emb in signatures]
+        found = pdf_registrations(data, ends, registered)
+        reports = [replace(rep, registered=entry) for rep, entry in zip(reports, found, strict=True)]
     return Report(hashlib.sha256(data).hexdigest(), tuple(reports))
 
 
@@ -260,7 +260,9 @@ async def _report(
         chain = await lta_rescue(emb, settings, SIGNER_KEY_USAGE) or chain
     if chain.problem == r.OUT_OF_BOUNDS_NO_POE:
         chain = await lt_rescue(cert, settings, dss, known.certs, timestamp) or chain
-    verdict = _integrity_verdict(status, coverage, modifications)
+    verdict = _integrity_verdict(status, coverage, modifications) or weak_algorithm(
+        cert, status.md_algorithm, status.pkcs7_signature_mechanism
+    )
     if verdict is None:
         verdict = judge_signer(chain, cert, timestamp, status.signer_reported_dt, settings)
     proven = timestamp.time if timestamp is not None and timestamp.valid else None
@@ -279,6 +281,7 @@ async def _report(
         modifications=modifications,
         revocation=chain.revocation,
         message=verdict.message,
+        chain=chain_names(chain, cert, known.certs, settings.trust_roots),
     )
 
 
@@ -373,29 +376,12 @@ def _unique(ident: str, seen: set[str]) -> str:
     return candidate
 
 
-def _signed_end(emb: EmbeddedPdfSignature, size: int) -> int:
+def _signed_end(emb: EmbeddedPdfSignature | Exception, size: int) -> int:
     """Where the signature's revision ends: the end of its byte range, within the file."""
+    if not isinstance(emb, EmbeddedPdfSignature):
+        return size
     try:
         start2, length2 = int(emb.byte_range[2]), int(emb.byte_range[3])
     except (IndexError, TypeError, ValueError):
         return size
     return min(max(start2 + length2, 0), size)
-
-
-_EOF = re.compile(rb"%%EOF(\r\n|\r|\n)?")
-
-
-def revision_candidates(data: bytes, signed_end: int) -> list[str]:
-    """SHA-256 (hex) of every prefix of ``data`` that may be a whole file kyso returned,
-    from the signature's revision on: the prefix ending at ``signed_end``, every prefix
-    ending after a ``%%EOF`` marker (with and without its end-of-line) beyond it, and the
-    whole file; in file order, without repeats. Hashed in one pass."""
-    cuts = {signed_end, len(data)}
-    for match in _EOF.finditer(data, max(signed_end - 8, 0)):
-        cuts.update(end for end in (match.start() + 5, match.end()) if end >= signed_end)
-    digests, hasher, position, view = [], hashlib.sha256(), 0, memoryview(data)
-    for cut in sorted(cuts):
-        hasher.update(view[position:cut])
-        position = cut
-        digests.append(hasher.copy().hexdigest())
-    return list(dict.fromkeys(digests))

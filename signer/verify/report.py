@@ -20,7 +20,13 @@ Conventions of the JSON form (:meth:`Report.to_json`):
 - a signature that did not pass carries a ``message`` member saying why, in English; so
   does one that passed with a caveat (its certificate was revoked, but only after its
   signature timestamp). Otherwise there is no ``message`` member and the object has exactly
-  the members of SPEC section 5.
+  the members of SPEC section 5 and ``chain``.
+- ``chain`` (beyond SPEC section 5) names the signer's certificate path by subject, the
+  signer first, up to and including the trust anchor; for a signer that is not trusted, as
+  far as the certificates at hand lead (where it stops shows which CA certificate is
+  missing); empty when the signature could not be read;
+- ``registered`` names kyso's log entry only when the log holds this exact file
+  (:mod:`kyso.signer.verify.logged`);
 - a signature that could not be processed at all reports ``signer`` ``null`` when its
   certificate cannot be read, ``coverage`` ``PARTIAL`` and ``modifications`` ``OTHER``
   (nothing about it could be confirmed).
@@ -190,6 +196,7 @@ class SignatureReport:
     revocation: str
     registered: Mapping[str, Any] | None = None  # {"audit_seq", "record_id"}: our registry
     message: str | None = None
+    chain: tuple[str, ...] = ()  # subjects, signer first, up to the trust anchor (or as far as known)
 
     def __post_init__(self) -> None:
         if self.indication not in INDICATIONS:
@@ -215,6 +222,7 @@ class SignatureReport:
             "modifications": self.modifications,
             "revocation": self.revocation,
             "registered": dict(self.registered) if self.registered is not None else None,
+            "chain": list(self.chain),
         }
         if self.message is not None:
             body["message"] = self.message

@@ -49,7 +49,14 @@ from pyhanko.sign.validation.status import TimestampSignatureStatus
 
 from kyso.formats import ecdsa_raw_to_der
 from kyso.signer.verify import report as r
-from kyso.signer.verify.common import KnownData, Verdict, assess_signer, failed, judge_signer
+from kyso.signer.verify.common import (
+    KnownData,
+    Verdict,
+    assess_signer,
+    chain_names,
+    failed,
+    judge_signer,
+)
 from kyso.signer.verify.common import validation_context as make_context
 from kyso.signer.verify.report import (
     Registered,
@@ -150,7 +157,8 @@ async def _verify_one(
         verdict = failed(r.FORMAT_FAILURE, ts_problem)
     claimed = signing_time(parts)
     others = [c for c in parts.certificates if c.dump() != cert.dump()]
-    chain = await assess_signer(cert, settings, KnownData.of(settings, others), timestamp)
+    known = KnownData.of(settings, others)
+    chain = await assess_signer(cert, settings, known, timestamp)
     if verdict is None:
         verdict = judge_signer(chain, cert, timestamp, claimed, settings)
     message = verdict.message
@@ -162,6 +170,7 @@ async def _verify_one(
         intact=intact, trusted=chain.trusted, signer=SignerInfo.of(cert), signing_time=proven or claimed,
         timestamp=timestamp, level="B-T" if parts.timestamps else "B-B", coverage=coverage.coverage,
         modifications=None, revocation=chain.revocation, message=message,
+        chain=chain_names(chain, cert, known.certs, settings.trust_roots),
     )  # fmt: skip
 
 

@@ -30,7 +30,8 @@ def make_checkpoint(service: Service) -> dict:
     return resp.json
 
 
-def test_there_is_no_checkpoint_before_the_first(service: Service) -> None:
+def test_there_is_no_checkpoint_before_the_first(new_service) -> None:
+    service = new_service()  # the module's service may hold the checkpoints of other tests
     resp = service.client.get("/api/v1/audit/checkpoint", headers=service.auth("auditor"))
     assert resp.status_code == 404 and resp.json["code"] == "not_found"
 

@@ -7,6 +7,8 @@ from support import Service, corpus_pdfs
 
 PDF = corpus_pdfs()[0].read_bytes()
 
+pytestmark = pytest.mark.each_database  # the tests that use `service`
+
 
 def last_entry(service: Service) -> dict:
     size = service.kyso.audit.size()
@@ -46,6 +48,22 @@ def test_a_wrong_api_key_is_401_and_never_logged(service: Service) -> None:
     entry = last_entry(service)
     assert entry["actor"] is None and entry["outcome"] == "denied"
     assert presented not in str(entry) and presented not in str(body)
+
+
+def test_a_revoked_clients_api_key_is_401_from_the_revocation_on(service: Service) -> None:
+    api_key = service.kyso.add_client("test", "his-leaving", "his", ("lab-seal",))
+    headers = {"Authorization": f"Bearer {api_key}"}
+    body = {"key": "lab-seal", "payload": {"x": 1}, "level": "B-B"}
+    assert service.client.post("/api/v1/sign/json", json=body, headers=headers).status_code == 200
+    service.kyso.revoke_client("admin", "his-leaving")
+    revoked = last_entry(service)
+    assert (revoked["action"], revoked["actor"], revoked["detail"]) == (
+        "client.revoke", "admin", {"client": "his-leaving"},
+    )  # fmt: skip
+    problem(service.client.post("/api/v1/sign/json", json=body, headers=headers), 401, "unauthorized")
+    entry = last_entry(service)
+    assert (entry["action"], entry["actor"], entry["outcome"]) == ("sign.json", None, "denied")
+    problem(service.client.get("/api/v1/keys", headers=headers), 401, "unauthorized")
 
 
 def test_an_auditor_may_not_sign(service: Service) -> None:

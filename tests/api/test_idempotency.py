@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 
+import pytest
+from sqlalchemy import update
 from support import Service, corpus_pdfs
 
+from kyso.db import idempotency
+
 PDF = corpus_pdfs()[3].read_bytes()
+KEPT_HOURS = 2.0  # idempotency_hours of the service below
+
+pytestmark = pytest.mark.each_database
 
 
 def sign(service: Service, key: str, client: str = "his", data: bytes = PDF, level: str = "B-T"):
@@ -82,3 +90,48 @@ def test_a_failed_request_is_not_remembered(service: Service) -> None:
     # of a failure costs nothing and stores nothing.
     again = sign(service, "k-fail", data=b"not a pdf")
     assert again.status_code == 400
+
+
+
+def stored_hours_ago(service: Service, key: str, hours: float) -> None:
+    """Make the stored result of ``key`` look ``hours`` old."""
+    with service.kyso.db.writer.begin() as conn:
+        done = conn.execute(
+            update(idempotency)
+            .where(idempotency.c.client == "his", idempotency.c.key == key)
+            .values(created=time.time() - hours * 3600)
+        )
+    assert done.rowcount == 1
+
+
+def test_a_result_is_kept_for_the_configured_hours_and_a_retry_after_them_signs_again(
+    new_service,
+) -> None:
+    service = new_service(idempotency_hours=KEPT_HOURS)  # not the default 24
+    first = sign(service, "k-kept", level="B-B")
+    assert first.status_code == 200
+    stored_hours_ago(service, "k-kept", KEPT_HOURS - 0.1)
+    size = service.kyso.audit.size()
+    within = sign(service, "k-kept", level="B-B")
+    assert within.headers["Idempotent-Replayed"] == "true" and within.get_data() == first.get_data()
+    assert service.kyso.audit.size() == size
+
+    stored_hours_ago(service, "k-kept", KEPT_HOURS + 0.1)
+    after = sign(service, "k-kept", level="B-B")
+    assert after.status_code == 200 and "Idempotent-Replayed" not in after.headers
+    assert int(after.headers["Kyso-Audit-Seq"]) == size  # a new sign.pdf entry, the last one
+    (entry,) = service.kyso.audit.entries(after=size - 1, limit=10)
+    assert (entry["action"], entry["actor"], entry["signature_sha256"]) == (
+        "sign.pdf", "his", after.headers["Kyso-Document-SHA256"],
+    )  # fmt: skip
+    again = sign(service, "k-kept", level="B-B")  # the new result is the one kept now
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_data() == after.get_data()
+    assert service.kyso.audit.size() == size + 1
+
+
+def test_an_expired_key_may_be_used_for_another_request(new_service) -> None:
+    service = new_service(idempotency_hours=KEPT_HOURS)
+    assert sign(service, "k-reused", level="B-B").status_code == 200
+    assert sign(service, "k-reused", level="B-T").status_code == 409
+    stored_hours_ago(service, "k-reused", KEPT_HOURS + 0.1)
+    assert sign(service, "k-reused", level="B-T").status_code == 200

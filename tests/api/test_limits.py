@@ -6,13 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Service, make_config
+from support import Service, make_config, new_database_url
 
 from kyso.api import create_app
 from kyso.api.limits import TokenBuckets
 from kyso.config import LimitsConfig
 from kyso.errors import ConfigError
 from kyso.service import Kyso
+
+pytestmark = pytest.mark.each_database  # the tests that use `limited`
 
 
 def test_a_bucket_allows_a_minutes_worth_at_once_then_refills_evenly() -> None:
@@ -35,9 +37,9 @@ def test_a_budget_of_zero_never_refuses_and_old_keys_are_forgotten() -> None:
 
 
 @pytest.fixture
-def limited(tmp_path: Path) -> Iterator[Service]:
+def limited(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> Iterator[Service]:
     limits = LimitsConfig(client_per_minute=3, public_per_minute=2, tsa_per_minute=1)
-    config = make_config(tmp_path, limits=limits)
+    config = make_config(tmp_path, limits=limits, database_url=new_database_url(request, database))
     kyso = Kyso.open(config)
     keys = {
         "his": kyso.add_client("test", "his", "his", ("lab-seal",)),

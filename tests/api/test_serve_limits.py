@@ -214,7 +214,7 @@ def _tsa(served: Served, body: bytes) -> tuple[str, set | None]:
     r = requests.post(
         f"{served.url}/tsa", data=body, headers={"Content-Type": "application/timestamp-query"}, timeout=60
     )
-    assert r.status_code == 200
+    assert r.status_code == 200, (len(body), r.text[:300])
     status = TimeStampResp.load(r.content)["status"]
     return status["status"].native, status["fail_info"].native
 

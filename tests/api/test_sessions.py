@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWSEHeaderParameter
 from sqlalchemy import select, update
-from support import CORPUS, Service, corpus_pdfs
+from support import CORPUS, KYSO, Service, corpus_pdfs
 from verifiers import (
     openssl_cms_verify,
     openssl_ts_verify,
@@ -36,7 +35,6 @@ from kyso.certs.devpki import DEV_PASSPHRASE
 from kyso.db import signing_sessions
 from kyso.signer.timestamp.client import TimestampClient, http_source
 
-KYSO = str(Path(sys.executable).parent / "kyso")  # the installed console script, as a clinician runs it
 PIN = "clinician-pin-2580"
 AN_CN = "BS. Nguyễn Văn An"
 RECORD = {"resourceType": "Bundle", "id": "xuất-viện-42", "entry": [{"glucose_mmol_l": 5.6}]}
@@ -113,7 +111,9 @@ def sign_in_software(key, session: dict) -> list[str]:
     out = []
     for doc in session["documents"]:
         data = base64.b64decode(doc["data_to_sign"])
-        if isinstance(key, rsa.RSAPrivateKey):
+        if isinstance(key, rsa.RSAPrivateKey) and doc["algorithm"] == "RSASSA-PSS-SHA256":
+            out.append(key.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPrivateKey):
             out.append(key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
         else:
             out.append(key.sign(data, ec.ECDSA(hashes.SHA256())))
@@ -185,7 +185,7 @@ def test_two_pdfs_and_a_json_signed_on_the_clinicians_token_validate_everywhere(
         "enc/1/bundle",
     ]
     for doc in session["documents"]:
-        assert doc["algorithm"] == "RSASSA-PKCS1-v1_5-SHA256"
+        assert doc["algorithm"] == "RSASSA-PSS-SHA256"  # RSA: PSS unless asked otherwise
         digest = hashlib.sha256(base64.b64decode(doc["data_to_sign"])).digest()
         assert base64.b64decode(doc["digest"]) == digest
     jws_input = base64.b64decode(session["documents"][2]["data_to_sign"]).decode("ascii")
@@ -201,7 +201,7 @@ def test_two_pdfs_and_a_json_signed_on_the_clinicians_token_validate_everywhere(
         assert signed.startswith(original)  # an incremental update: the record is untouched
         assert check_pdf(signed, tmp_path, nssdb, root_pem, chain_pem, timestamped=True) == AN_CN
     header = jwcrypto_verify(out[2]["signature"])
-    assert header["kid"] == AN_CN and header["alg"] == "RS256" and header["crit"] == ["sigT"]
+    assert header["kid"] == AN_CN and header["alg"] == "PS256" and header["crit"] == ["sigT"]
     assert len(header["x5c"]) == 2  # clinician and intermediate, not the root
     token = base64.b64decode(
         out[2]["signature"]["header"]["etsiU"][0]["sigTst"]["tstTokens"][0]["val"]
@@ -268,21 +268,22 @@ def test_an_ec_token_signs_at_b_b_and_raw_or_der_ecdsa_values_are_both_accepted(
     assert "header" not in out[1]["signature"]  # B-B: no timestamp
 
 
-def test_rsa_pss_is_used_where_the_session_asks_for_it(
+def test_rsa_pkcs1_v15_is_used_where_the_session_asks_for_it(
     service: Service, clinicians, tmp_path: Path, nssdb: str, root_pem: Path, chain_pem: Path
 ) -> None:
     an = clinicians["dr-an"]
-    documents = [pdf_doc(0, "enc/pss/a"), {"record_id": "enc/pss/b", "json": RECORD}]
-    session = start(service, an, documents, level="B-B", rsa_scheme="pss").json
-    assert {d["algorithm"] for d in session["documents"]} == {"RSASSA-PSS-SHA256"}
+    documents = [pdf_doc(0, "enc/v15/a"), {"record_id": "enc/v15/b", "json": RECORD}]
+    session = start(service, an, documents, level="B-B", rsa_scheme="pkcs1v15").json
+    assert {d["algorithm"] for d in session["documents"]} == {"RSASSA-PKCS1-v1_5-SHA256"}
     resp = complete(service, session["id"], sign_on_token(an, session, tmp_path))
     assert resp.status_code == 200, resp.get_data(as_text=True)
     out = resp.json["documents"]
     signed = base64.b64decode(out[0]["pdf"])
     assert check_pdf(signed, tmp_path, nssdb, root_pem, chain_pem, timestamped=False) == AN_CN
-    assert jwcrypto_verify(out[1]["signature"])["alg"] == "PS256"
+    assert jwcrypto_verify(out[1]["signature"])["alg"] == "RS256"
 
 
+@pytest.mark.each_database
 def test_an_impostor_signature_is_refused_and_nothing_is_written_as_signed(
     service: Service, clinicians
 ) -> None:
@@ -318,6 +319,7 @@ def test_an_impostor_signature_is_refused_and_nothing_is_written_as_signed(
     assert complete(service, session["id"], genuine).status_code == 200
 
 
+@pytest.mark.each_database
 def test_an_expired_session_is_refused(service: Service, clinicians) -> None:
     session = start(
         service, clinicians["dr-an"], [{"record_id": "enc/4", "json": RECORD}], level="B-B"
@@ -333,6 +335,35 @@ def test_an_expired_session_is_refused(service: Service, clinicians) -> None:
     assert (resp.status_code, resp.json["code"]) == (409, "session_expired")
 
 
+@pytest.mark.each_database
+def test_a_session_expired_a_day_ago_is_deleted_when_the_next_one_starts(
+    service: Service, clinicians
+) -> None:
+    an = clinicians["dr-an"]
+    old, recent = (
+        start(service, an, [{"record_id": f"enc/purge/{n}", "json": RECORD}], level="B-B").json
+        for n in (1, 2)
+    )
+    with service.kyso.db.writer.begin() as conn:
+        for session, hours in ((old, 25), (recent, 23)):  # expired a day and an hour / 23 h ago
+            conn.execute(
+                update(signing_sessions)
+                .where(signing_sessions.c.id == session["id"])
+                .values(expires_at=time.time() - hours * 3600)
+            )
+    assert start(service, an, [{"record_id": "enc/purge/3", "json": RECORD}], level="B-B").status_code == 201
+    with service.kyso.db.reader.connect() as conn:
+        kept = conn.execute(
+            select(signing_sessions.c.id).where(signing_sessions.c.id.in_([old["id"], recent["id"]]))
+        ).scalars().all()
+    assert kept == [recent["id"]]
+    resp = complete(service, old["id"], sign_in_software(an.key, old))
+    assert (resp.status_code, resp.json["code"]) == (404, "not_found")
+    resp = complete(service, recent["id"], sign_in_software(an.key, recent))
+    assert (resp.status_code, resp.json["code"]) == (409, "session_expired")
+
+
+@pytest.mark.each_database
 def test_a_session_is_single_use_and_a_retry_with_the_idempotency_key_gets_the_first_answer(
     service: Service, clinicians
 ) -> None:
@@ -350,6 +381,7 @@ def test_a_session_is_single_use_and_a_retry_with_the_idempotency_key_gets_the_f
     assert (reused.status_code, reused.json["code"]) == (409, "session_used")
 
 
+@pytest.mark.each_database
 def test_of_simultaneous_completions_exactly_one_signs(service: Service, clinicians) -> None:
     session = start(
         service, clinicians["dr-an"], [{"record_id": "enc/9", "json": RECORD}], level="B-B"
@@ -371,6 +403,7 @@ def test_of_simultaneous_completions_exactly_one_signs(service: Service, clinici
     assert row.used and bytes(row.state) == b"{}"  # a completed session keeps no document
 
 
+@pytest.mark.each_database
 def test_starting_a_session_is_idempotent(service: Service, clinicians) -> None:
     documents = [{"record_id": "enc/6", "json": RECORD}]
     headers = {**service.auth(), "Idempotency-Key": "start-enc-6"}
@@ -382,6 +415,7 @@ def test_starting_a_session_is_idempotent(service: Service, clinicians) -> None:
     assert again.get_data() == first.get_data() and service.kyso.audit.size() == size
 
 
+@pytest.mark.each_database
 def test_a_timestamp_authority_failure_is_503_and_the_session_stays_usable(
     service: Service, clinicians
 ) -> None:
@@ -402,6 +436,7 @@ def test_a_timestamp_authority_failure_is_503_and_the_session_stays_usable(
     assert complete(service, session["id"], signatures).status_code == 200
 
 
+@pytest.mark.each_database
 def test_only_the_client_that_started_a_session_may_complete_it(
     service: Service, clinicians
 ) -> None:
@@ -417,6 +452,7 @@ def test_only_the_client_that_started_a_session_may_complete_it(
     assert (resp.status_code, resp.json["code"]) == (400, "invalid_request")
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     ("name", "status", "code"),
     [
@@ -437,6 +473,7 @@ def test_a_certificate_that_cannot_sign_now_is_refused(
     assert (resp.status_code, resp.json["code"]) == (status, code)
 
 
+@pytest.mark.each_database
 def test_a_certificate_from_outside_the_trust_roots_is_refused(service: Service) -> None:
     ca = softhsm.TestCa.create("an unknown CA")
     stranger = ca.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), "BS. Người Lạ")
@@ -450,6 +487,7 @@ def test_a_certificate_from_outside_the_trust_roots_is_refused(service: Service)
     assert "trusted root" in resp.json["detail"]
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     ("document", "extra", "code"),
     [

@@ -17,6 +17,8 @@ from verifiers import openssl_ts_verify
 
 from kyso.formats import canonical_json
 
+pytestmark = pytest.mark.each_database  # the tests that use `service`
+
 
 def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -54,7 +56,7 @@ def test_corpus_records_are_signed_at_b_t_and_verify_in_jwcrypto_and_openssl_ts(
     assert isinstance(body["audit_seq"], int)
 
     header = json.loads(b64url_decode(signature["protected"]))
-    assert header["alg"] == ("ES256" if key == "lab-seal" else "RS256")
+    assert header["alg"] == ("ES256" if key == "lab-seal" else "PS256")  # RSA: PSS by default
     assert header["kid"] == key
     assert header["crit"] == ["sigT"]
     assert header["sigT"].endswith("Z") and len(header["sigT"]) == 20
@@ -93,7 +95,7 @@ def test_key_order_and_whitespace_do_not_change_the_signed_bytes(service: Servic
     assert a["payload_sha256"] == b["payload_sha256"]
 
 
-def test_pss_is_used_where_the_alias_sets_it(tmp_path: Path) -> None:
+def test_pkcs1_v15_is_used_where_the_alias_keeps_it(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from support import make_config
@@ -101,11 +103,14 @@ def test_pss_is_used_where_the_alias_sets_it(tmp_path: Path) -> None:
     from kyso.service import Actor, Kyso
 
     config = make_config(tmp_path)
-    keys = tuple(replace(k, jws_alg="PS256") if k.alias == "hospital-seal" else k for k in config.keys)
+    keys = tuple(replace(k, rsa_scheme="pkcs1v15") if k.alias == "hospital-seal" else k for k in config.keys)
     kyso = Kyso.open(replace(config, keys=keys))
     try:
         signed, _ = kyso.sign_json(Actor("test"), "hospital-seal", {"x": 1}, "B-B", False, None)
+        default, _ = kyso.sign_json(Actor("test"), "dr-an", {"x": 1}, "B-B", False, None)
     finally:
         kyso.close()
-    assert json.loads(b64url_decode(signed.jws["protected"]))["alg"] == "PS256"
+    assert json.loads(b64url_decode(signed.jws["protected"]))["alg"] == "RS256"
     jwcrypto_verify(signed.jws)
+    assert json.loads(b64url_decode(default.jws["protected"]))["alg"] == "PS256"
+    jwcrypto_verify(default.jws)

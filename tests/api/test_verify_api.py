@@ -105,3 +105,59 @@ def test_threads_verifying_at_once_on_a_fresh_service_all_get_their_report(
             assert list(pool.map(verify, range(8))) == ["TOTAL_PASSED"] * 8
     finally:
         fresh.close()
+
+
+def rewritten_after_signing(pdf: bytes) -> bytes:
+    """The signed PDF with its first page replaced in an incremental update."""
+    from io import BytesIO
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(BytesIO(pdf))
+    page_ref, _ = writer.find_page_for_modification(0)
+    page = page_ref.get_object()
+    page["/Contents"] = writer.add_object(generic.StreamObject(stream_data=b"BT ET"))
+    writer.update_container(page)
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_accept_language_vi_explains_the_report_in_vietnamese(service: Service) -> None:
+    signed = sign_pdf(service, level="B-T", record_id="vi/1")
+    headers = {**service.auth("auditor"), "Content-Type": "application/pdf", "Accept-Language": "vi-VN,vi;q=0.9,en;q=0.5"}
+    resp = service.client.post("/api/v1/verify/pdf", data=signed.get_data(), headers=headers)
+    assert resp.headers["Content-Language"] == "vi" and "Accept-Language" in resp.headers["Vary"]
+    report = resp.json
+    assert report["explanation"]["verdict"] == "Hợp lệ"
+    ex = report["signatures"][0]["explanation"]
+    assert "(giờ Việt Nam, UTC+7). Dấu thời gian của" in ex["time"]
+    assert ex["changes"] == "Tài liệu không bị sửa đổi sau khi ký."
+    assert ex["log"] == f"Nhật ký kyso lưu đúng tệp này: mục số {signed.headers['Kyso-Audit-Seq']}, hồ sơ «vi/1»."
+
+
+def test_without_accept_language_the_report_is_explained_in_english(service: Service) -> None:
+    signed = sign_pdf(service, level="B-B").get_data()
+    resp = verify_pdf(service, signed)
+    assert resp.headers["Content-Language"] == "en"
+    assert resp.json["signatures"][0]["explanation"]["verdict"].startswith("Valid: ")
+
+
+def test_a_pdf_changed_after_signing_is_not_shown_with_its_log_entry(service: Service) -> None:
+    signed = sign_pdf(service, level="B-B", record_id="vi/2").get_data()
+    headers = {"Content-Type": "application/pdf", "Accept-Language": "vi"}
+    resp = service.client.post("/page/verify", data=rewritten_after_signing(signed), headers=headers)
+    (sig,) = resp.json["signatures"]
+    assert sig["indication"] == "TOTAL_FAILED" and sig["registered"] is None
+    assert sig["explanation"]["verdict"] == "Không hợp lệ: tài liệu đã bị sửa đổi sau khi ký."
+    assert sig["explanation"]["log"].startswith("Nhật ký kyso không lưu đúng tệp này")
+
+
+def test_the_page_takes_a_jws_file_as_kyso_returned_it(service: Service) -> None:
+    signed = service.client.post(
+        "/api/v1/sign/json", json={"key": "lab-seal", "payload": {"x": 1}, "level": "B-B"}, headers=service.auth()
+    ).json["signature"]  # a flattened JWS: it has a member "signature" of its own
+    resp = service.client.post("/page/verify", json=signed, headers={"Accept-Language": "vi"})
+    assert resp.status_code == 200, resp.json
+    assert resp.json["explanation"]["verdict"] == "Hợp lệ"

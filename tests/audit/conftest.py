@@ -1,5 +1,5 @@
-"""Fixtures of the audit tests: the log key and a TSA to sign checkpoints, a PostgreSQL
-server of our own, and services on SQLite or PostgreSQL."""
+"""Fixtures of the audit tests: the log key and a TSA to sign checkpoints, and services on
+SQLite or PostgreSQL (the server is tests/conftest.py's ``postgres``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pg import PostgresServer
 from support import make_config
 
 from kyso.certs.devpki import DEV_PASSPHRASE
@@ -55,19 +54,6 @@ def dev_keys(pki: Path) -> dict[str, SigningKey]:
 def dev_root(root_pem: Path) -> list:
     """The dev root CA: the trust anchor of the log key and of the TSA."""
     return load_certificates(root_pem)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the session (about 3 s to start); each test gets a database."""
-    with PostgresServer(fsync=False) as server:
-        yield server
-
-
-@pytest.fixture
-def pg_url(postgres: PostgresServer) -> str:
-    """A new, empty PostgreSQL database (SQLAlchemy URL, psycopg 3)."""
-    return postgres.create_database()
 
 
 @pytest.fixture

@@ -125,6 +125,24 @@ def test_a_tampered_export_names_the_entry(run, kept, tmp_path, how):
     assert "seq 2" in out, out
 
 
+def test_a_reserialized_export_verifies_with_a_note_and_a_changed_one_fails(
+    run, kept, tmp_path, root_pem
+):
+    lines = kept["export"].read_bytes().splitlines()
+    values = [json.loads(line) for line in lines]
+    again = tmp_path / "reserialized.jsonl"
+    again.write_text("".join(json.dumps(v, indent=1).replace("\n", "") + "\n" for v in values))
+    args = ("--checkpoint", str(kept["checkpoint"]), "--trust", str(root_pem), "--quiet")
+    code, out = run("audit", "verify", str(again), *args)
+    assert code == 0, out
+    assert "note: 9 entry lines (the first: seq 0) are not the canonical RFC 8785 bytes" in out
+    assert "OK: 9 entries, 2 checkpoint(s) verified" in out
+    values[2]["actor"] = "intruder"
+    again.write_text("".join(json.dumps(v) + "\n" for v in values))
+    code, out = run("audit", "verify", str(again), *args)
+    assert code == 1 and "\nFAILED: entry seq 2: " in out, out
+
+
 def test_a_rewritten_and_rehashed_log_fails_against_the_kept_checkpoint(run, kept, tmp_path):
     entries = entries_of(kept["export"])
     entries[1]["detail"]["client"] = "someone-else"

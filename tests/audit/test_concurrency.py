@@ -14,15 +14,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 from serving import kyso_serve
-from support import corpus_pdfs
+from support import KYSO, corpus_pdfs
 
 from kyso.audit.offline.verify import verify_export
 from kyso.audit.store import AuditLog
@@ -59,7 +59,7 @@ def environment(data_dir: Path, database_url: str | None = None) -> dict[str, st
 
 def add_client(env: dict[str, str], name: str, role: str, keys: str = "") -> str:
     """`kyso clients add`: the API key is alone on the last line."""
-    args = [sys.executable, "-m", "kyso", "clients", "add", name, "--role", role]
+    args = [KYSO, "clients", "add", name, "--role", role]
     if keys:
         args += ["--keys", keys]
     result = subprocess.run(
@@ -98,11 +98,16 @@ def sign_one(session: requests.Session, url: str, n: int) -> Ack:
 
 
 def load(
-    urls: list[str], api_key: str, per_thread: int | None, stop: threading.Event | None = None
+    urls: list[str],
+    api_key: str,
+    per_thread: int | None,
+    stop: threading.Event | None = None,
+    acks: list[Ack] | None = None,
 ) -> list[Ack]:
     """THREADS threads, spread over ``urls``, signing ``per_thread`` times each (or until
-    ``stop``); the acks of every answer received whole. Errors after ``stop`` are expected."""
-    acks: list[Ack] = []
+    ``stop``); the acks of every answer received whole (appended to ``acks`` as they come,
+    when given). Errors after ``stop`` are expected."""
+    acks = [] if acks is None else acks
     errors: list[BaseException] = []
 
     def worker(t: int) -> None:
@@ -184,10 +189,20 @@ def test_nothing_acknowledged_is_lost_when_the_server_is_killed_under_load(
     env = environment(tmp_path, database_url)
     api_key = add_client(env, "load", "his", "lab-seal")
     stop = threading.Event()
+    acks: list[Ack] = []
+
+    def kill_under_load(proc: subprocess.Popen) -> None:
+        """SIGKILL after 2 s of load and 20 answers at least, however slow this machine is."""
+        started = time.monotonic()
+        while time.monotonic() - started < 60 and (time.monotonic() - started < 2 or len(acks) < 20):
+            time.sleep(0.05)
+        stop.set()
+        os.killpg(proc.pid, signal.SIGKILL)
+
     with kyso_serve(tmp_path, "--workers", "2", env=env) as (url, proc, _log):
-        killer = threading.Timer(2.0, lambda: (stop.set(), os.killpg(proc.pid, signal.SIGKILL)))
+        killer = threading.Thread(target=kill_under_load, args=(proc,))
         killer.start()
-        acks = load([url], api_key, per_thread=None, stop=stop)
+        load([url], api_key, per_thread=None, stop=stop, acks=acks)
         killer.join()
         proc.wait(timeout=10)
     assert len(acks) > 10, "the load should have been acknowledged a while before the kill"

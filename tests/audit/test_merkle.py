@@ -3,7 +3,7 @@
 The vectors are transparency-dev/merkle's inclusion/ and consistency/ cases. Its
 subtreeinclusion/ and subtreeconsistency/ folders are for proofs about arbitrary subtrees
 [start, end) of a tree (the "subtree" proofs of newer drafts), an API RFC 9162 and kyso
-do not have, so they are not run here.
+do not have, so they are neither kept in tests/data nor run here.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+import support
 
 from kyso.audit.merkle import (
     EMPTY_ROOT,
@@ -33,7 +34,7 @@ from kyso.audit.merkle import (
 )
 from kyso.audit.offline.spilled_tree import CHUNK, SpilledTree
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "merkle"
+VECTORS = support.VECTORS / "merkle"
 MAX_SIZE = 70
 
 

@@ -102,6 +102,16 @@ def test_without_trust_the_proof_holds_but_says_whose_signature_it_could_not_che
     assert code == 0 and "no --trust certificate was given" in out
 
 
+def test_an_entry_is_proven_by_its_content_however_it_is_formatted(proven, tmp_path, root_pem):
+    entry = json.loads(proven["entry"].read_text())["entries"][0]
+    reordered = dict(reversed(list(entry.items())))
+    for text in (json.dumps(reordered, indent=2), json.dumps(entry, sort_keys=True)):
+        proven_again = dict(proven, entry=tmp_path / "entry-again.json")
+        proven_again["entry"].write_text(text)
+        code, out = verify_entry(proven_again, "--trust", str(root_pem))
+        assert code == 0 and "OK: entry seq" in out, out
+
+
 def test_a_changed_entry_is_not_proven(proven, tmp_path):
     entry = json.loads(proven["entry"].read_text())["entries"][0]
     entry["record_id"] = "encounter/8/discharge"

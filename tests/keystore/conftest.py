@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from kyso.keystore import pkcs11_session
+
 PIN = "user-pin-1234"
 
 
@@ -41,6 +43,11 @@ def hsm(tmp_path_factory: pytest.TempPathFactory) -> softhsm.Hsm:
             ("kyso-clinician", "dr"),
         )
     }
+    # A module this process initialised before (the tokens of dev_tokens) sees tokens made
+    # since only once it re-reads its slots: do it now, not at the first key that misses one.
+    with pkcs11_session.process_lock():
+        for label in tokens:
+            pkcs11_session.find_token_or_rescan(instance.module, label)
     return softhsm.Hsm(module=instance.module, ca=ca, tokens=tokens)
 
 

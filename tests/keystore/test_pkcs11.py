@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, Mechanism
-from pkcs11.exceptions import AttributeSensitive
+from pkcs11.exceptions import AttributeSensitive, GeneralError
 from softhsm import Hsm
 
 from kyso.errors import TokenUnavailable
@@ -50,6 +50,29 @@ def _cert(hsm: Hsm, token: str, key_label: str) -> x509.Certificate:
     return hsm.tokens[token].certificates[key_label]
 
 
+class CountingPin:
+    """A PIN source that counts how often it is asked, and fails the first ``failures`` asks
+    with a PKCS#11 general error, as SoftHSM does while another process logs in."""
+
+    def __init__(self, pin: str, failures: int = 0) -> None:
+        self.pin = pin
+        self.failures = failures
+        self.asked = 0
+
+    def __call__(self) -> str:
+        self.asked += 1
+        if self.failures:
+            self.failures -= 1
+            raise GeneralError()
+        return self.pin
+
+
+def _logged_out(hsm: Hsm, token: str) -> None:
+    """Close this process's session on ``token``: the next token call logs in again."""
+    with pkcs11_session.process_lock():
+        pkcs11_session.drop_session(hsm.module, token)
+
+
 def test_imported_rsa_key_signs_pkcs1v15_and_pss_that_verify_with_its_certificate(hsm: Hsm):
     key = _key(hsm, "kyso-hsm", "seal-rsa")
     for scheme in ("pkcs1v15", "pss"):
@@ -66,8 +89,11 @@ def test_ec_key_made_on_the_token_signs_der_ecdsa_that_verifies_with_its_certifi
 
 def test_key_info_is_read_from_the_certificate_on_the_token(hsm: Hsm):
     rsa_info = _key(hsm, "kyso-hsm", "seal-rsa").info
-    ec_info = _key(hsm, "kyso-hsm", "seal-ec", jws_alg="ES256").info
-    assert (rsa_info.kind, rsa_info.algorithm, rsa_info.jws_alg) == ("pkcs11", "RSA-2048", "RS256")
+    ec_info = _key(hsm, "kyso-hsm", "seal-ec").info
+    assert (rsa_info.kind, rsa_info.algorithm, rsa_info.jws_alg) == ("pkcs11", "RSA-2048", "PS256")
+    assert rsa_info.default_scheme == "pss"  # Circular 15/2025: RSASSA-PSS by default
+    v15_info = _key(hsm, "kyso-hsm", "seal-rsa", rsa_scheme="pkcs1v15").info
+    assert (v15_info.jws_alg, v15_info.default_scheme) == ("RS256", "pkcs1v15")
     assert (ec_info.algorithm, ec_info.default_scheme) == ("EC-P256", "ecdsa")
     assert "seal EC" in ec_info.subject
     der = _cert(hsm, "kyso-hsm", "seal-ec").public_bytes(serialization.Encoding.DER)
@@ -156,7 +182,7 @@ def _verify_worker_results(hsm: Hsm, results: list, workers: int, count: int) ->
             _cert(hsm, "kyso-hsm", label),
             data,
             signature,
-            "ecdsa" if label.endswith("ec") else "pkcs1v15",
+            "ecdsa" if label.endswith("ec") else "pss",  # the default scheme of RSA keys
         )
 
 
@@ -230,8 +256,10 @@ def test_wrong_pin_is_unavailable_never_shown_never_retried_and_a_fixed_pin_reco
     _verify(_cert(hsm, "kyso-pin", "pin-ec"), b"x", key.sign(b"x", "ecdsa"), "ecdsa")
 
 
-def test_repr_and_str_of_a_key_never_show_the_pin(hsm: Hsm):
-    key = Pkcs11Key("canary", hsm.module, "kyso-hsm", "seal-ec", lambda: CANARY_PIN)
+def test_repr_and_str_of_a_key_never_show_the_pin(dev_tokens):
+    # The canary is the real PIN of kyso-api: the key logs in with it, whatever ran before.
+    assert dev_tokens.canary_pin == CANARY_PIN
+    key = Pkcs11Key("canary", dev_tokens.module, "kyso-api", "hsm-ec", lambda: CANARY_PIN)
     for text in (repr(key), str(key), repr(vars(key)), repr(key.info)):
         assert CANARY_PIN not in text
     assert repr(key).startswith("Pkcs11Key(alias='canary'")
@@ -309,10 +337,21 @@ def test_sign_many_signs_a_batch_under_one_login_with_raw_ecdsa(hsm: Hsm):
 
 
 def test_a_key_that_asks_for_the_pin_at_every_signature_gets_it_from_the_pin_source(hsm: Hsm):
-    key = _key(hsm, "kyso-hsm", "seal-qes")
+    pin = CountingPin(hsm.tokens["kyso-hsm"].pin)
+    key = Pkcs11Key("kyso-hsm/seal-qes", hsm.module, "kyso-hsm", "seal-qes", pin)
+    key.check()  # logged in, and the certificate proved with a signature of its own
+    pin.asked = 0
     for n in range(3):
         data = f"qualified {n}".encode()
         _verify(_cert(hsm, "kyso-hsm", "seal-qes"), data, key.sign(data, "ecdsa"), "ecdsa")
+    assert pin.asked == 3  # once per signature
+    plain_pin = CountingPin(hsm.tokens["kyso-hsm"].pin)
+    plain = Pkcs11Key("kyso-hsm/seal-ec", hsm.module, "kyso-hsm", "seal-ec", plain_pin)
+    plain.check()
+    plain_pin.asked = 0
+    for n in range(3):
+        plain.sign(f"plain {n}".encode(), "ecdsa")
+    assert plain_pin.asked == 0  # a key without CKA_ALWAYS_AUTHENTICATE: the login serves
     pin = hsm.tokens["kyso-clinician"].pin
     items = [(b"one", "ecdsa"), (b"two", "ecdsa")]
     for (data, _), raw in zip(
@@ -328,3 +367,33 @@ def test_sign_many_with_a_wrong_pin_is_unavailable_and_does_not_show_it(hsm: Hsm
     ) as refused:
         sign_many(hsm.module, "kyso-clinician", "dr-ec", CANARY_PIN, [(b"x", "ecdsa")])
     _shows_no_canary(refused.value)
+
+
+def test_a_failing_token_call_is_tried_three_times_on_a_fresh_session(hsm: Hsm):
+    pin = CountingPin(hsm.tokens["kyso-hsm"].pin)
+    key = Pkcs11Key("flaky", hsm.module, "kyso-hsm", "seal-ec", pin)
+    key.check()
+    _logged_out(hsm, "kyso-hsm")
+    pin.asked, pin.failures = 0, 2
+    data = b"signed at the third login"
+    _verify(_cert(hsm, "kyso-hsm", "seal-ec"), data, key.sign(data, "ecdsa"), "ecdsa")
+    assert pin.asked == 3
+
+    _logged_out(hsm, "kyso-hsm")
+    pin.asked, pin.failures = 0, 3
+    with pytest.raises(
+        TokenUnavailable, match=r"'flaky': token unavailable \(the module reports a general error"
+    ):
+        key.sign(b"three failures", "ecdsa")
+    assert pin.asked == 3  # three tries, no fourth
+    key.sign(b"the next call starts afresh", "ecdsa")
+
+
+def test_a_refused_pin_is_offered_once_and_not_retried(hsm: Hsm):
+    _logged_out(hsm, "kyso-spare")
+    wrong = CountingPin("wrong-PIN-5702")
+    key = Pkcs11Key("refused", hsm.module, "kyso-spare", "spare-ec", wrong)
+    with pytest.raises(TokenUnavailable, match=r"'refused': token unavailable \(wrong PIN\)$"):
+        key.sign(b"x", "ecdsa")
+    assert wrong.asked == 1  # one C_Login: every try counts towards locking the token
+    _key(hsm, "kyso-spare", "spare-ec").sign(b"the right PIN still logs in", "ecdsa")

@@ -22,7 +22,7 @@ from kyso.certs.devpki import DEV_PASSPHRASE
 
 KYSO = str(Path(sys.executable).parent / "kyso")
 PIN = "clinician-pin-7431"
-TOKEN = "clinician-an-cli"
+TOKEN = "workstation-an"  # no other token label is a prefix of it (pkcs11-tool matches by prefix)
 SCAN = Path(CORPUS) / "pdf" / "018-base64-image" / "base64image.pdf"  # 2.2 MB: too big for a command line
 
 

@@ -167,7 +167,7 @@ def issue_signing_key(
         point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
         builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     cert = _to_asn1(builder.sign(issuer_key, hashes.SHA256()))
-    return SoftwareKey(KeyInfo("test-signer", "software", cert, chain, "ES256"), key)
+    return SoftwareKey(KeyInfo("test-signer", "software", cert, chain), key)
 
 
 @pytest.fixture(scope="session")

@@ -142,7 +142,7 @@ def long_chain():
     issuing, issuing_key = _ca_pair("Long chain issuing CA", policy, policy_key)
     leaf, leaf_key = _ca_pair("Long chain signer", issuing, issuing_key, ca=False)
     chain = tuple(_asn1(c) for c in (issuing, policy, root))
-    key = SoftwareKey(KeyInfo("long-chain", "software", _asn1(leaf), chain, "RS256"), leaf_key)
+    key = SoftwareKey(KeyInfo("long-chain", "software", _asn1(leaf), chain), leaf_key)
     crls = [_crl(root, root_key), _crl(policy, policy_key), _crl(issuing, issuing_key)]
     return key, _asn1(root), crls
 

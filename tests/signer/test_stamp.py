@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -20,11 +21,20 @@ from verifiers import pdfsig
 
 from kyso.errors import InvalidRequest
 from kyso.signer.pades import PdfSignOptions, async_sign_pdf
+from kyso.signer.stamp import (
+    MAX_FONT_SIZE,
+    VIETNAM,
+    StampText,
+    find_font,
+    fitted_size,
+    per_mille_font,
+)
 
 FOUR_PAGES = CORPUS / "pdf/004-pdflatex-4-pages/pdflatex-4-pages.pdf"
 BOX = (320.0, 90.0, 560.0, 160.0)  # x1, y1, x2, y2 in PDF points, bottom-left origin
 MARGIN = 2  # pixels of anti-aliasing allowed around the box at 72 dpi
 REASON = "Xác nhận kết quả xét nghiệm"
+LOCATION = "Bệnh viện Đa khoa tỉnh Quảng Trị"
 
 
 def render(pdf: bytes, page: int, tmp_path: Path, name: str) -> Image.Image:
@@ -66,7 +76,9 @@ def box_in_pixels(pdf: bytes, page: int) -> tuple[float, float, float, float]:
 def stamped(dev_key) -> tuple[bytes, bytes]:
     """The four-page PDF, and the same signed by dr-an with a stamp on page 2."""
     original = FOUR_PAGES.read_bytes()
-    options = PdfSignOptions(level="B-B", visible=True, page=2, box=BOX, reason=REASON)
+    options = PdfSignOptions(
+        level="B-B", visible=True, page=2, box=BOX, reason=REASON, location=LOCATION
+    )
     signed = asyncio.run(async_sign_pdf(original, dev_key("dr-an"), options, None))
     return original, signed.pdf
 
@@ -104,7 +116,11 @@ def test_the_stamp_reads_in_vietnamese_and_english(stamped, tmp_path: Path) -> N
     assert "Người ký / Signed by: BS. Nguyễn Văn An" in text
     assert "Thời gian / Time: " in text
     assert f"Lý do / Reason: {REASON}" in text
-    assert re.search(r"Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}", text)
+    assert "Nơi ký / Location: Bệnh viện Đa khoa tỉnh Quảng Trị" in text
+    found = re.search(r"Time: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC\+7 \(giờ Việt Nam\)", text)
+    assert found, text
+    shown = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=VIETNAM)
+    assert abs((shown - datetime.now(UTC)).total_seconds()) < 600  # Vietnam's time, not UTC
 
 
 def test_every_word_of_the_stamp_lies_inside_the_box(stamped, tmp_path: Path) -> None:
@@ -148,3 +164,33 @@ def test_a_stamp_on_a_page_the_document_lacks_is_refused(dev_key) -> None:
 def test_a_visible_signature_without_a_box_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="box"):
         PdfSignOptions(visible=True)
+
+
+def font_sizes(pdf: bytes, tmp_path: Path, page: int) -> set[float]:
+    """The heights of the stamp's words, as pdftotext measures them (about the font size)."""
+    html = page_text(pdf, page, tmp_path, "-bbox")
+    boxes = re.findall(r'<word xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">(?:Người|Thời|Lý)', html)
+    return {round(float(y2) - float(y1), 1) for y1, y2 in boxes}
+
+
+@pytest.mark.parametrize(
+    ("box", "small"), [((60.0, 90.0, 560.0, 200.0), False), ((400.0, 100.0, 560.0, 140.0), True)]
+)
+def test_the_text_is_sized_to_its_box(dev_key, tmp_path: Path, box, small: bool) -> None:
+    options = PdfSignOptions(level="B-B", visible=True, page=1, box=box, reason=REASON, location=LOCATION)
+    signed = asyncio.run(async_sign_pdf(FOUR_PAGES.read_bytes(), dev_key("dr-an"), options, None)).pdf
+    said = StampText("BS. Nguyễn Văn An", datetime.now(UTC), LOCATION, REASON)
+    size = fitted_size(said.lines(), per_mille_font(find_font()), box[2] - box[0], box[3] - box[1])
+    assert (size < 7) == small and (small or size >= 10) and size <= MAX_FONT_SIZE
+    heights = font_sizes(signed, tmp_path, 1)
+    assert heights and all(abs(h - size) <= size * 0.35 for h in heights), (heights, size)
+
+
+def test_a_big_box_does_not_blow_the_text_up() -> None:
+    said = StampText("BS. Nguyễn Văn An", datetime.now(UTC))
+    assert fitted_size(said.lines(), per_mille_font(find_font()), 560, 400) == MAX_FONT_SIZE
+
+
+def test_the_stamp_without_location_or_reason_says_who_and_when() -> None:
+    lines = StampText("Bệnh viện", datetime(2026, 12, 31, 18, 30, tzinfo=UTC)).lines()
+    assert lines == ["Người ký / Signed by: Bệnh viện", "Thời gian / Time: 2027-01-01 01:30:00 UTC+7 (giờ Việt Nam)"]

@@ -48,12 +48,14 @@ class DevFileKey(SigningKey):
         self.private_key = serialization.load_pem_private_key(pem_key, DEV_PASSPHRASE)
         cert = asn1_certs(PKI / f"{name}.cert.pem")[0]
         chain = tuple(asn1_certs(PKI / "chain.pem"))
-        alg = "ES256" if cert.public_key.algorithm == "ec" else "RS256"
-        self.info = KeyInfo(name, "software", cert, chain, alg)
+        self.info = KeyInfo(name, "software", cert, chain)
 
     def sign(self, data: bytes, scheme: Scheme) -> bytes:
         if scheme == "ecdsa":
             return self.private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+        if scheme == "pss":
+            pss = padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+            return self.private_key.sign(data, pss, hashes.SHA256())
         return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 

@@ -90,13 +90,13 @@ def test_rsa_and_ec_signatures_pass_attached_and_detached(
         assert sig.timestamp.valid and sig.signing_time == sig.timestamp.time
 
 
-def test_a_pss_key_alias_verifies(record, settings):
+def test_a_pkcs1_v15_key_alias_verifies(record, settings):
     key = load_software_key(
-        "pss-seal", PKI / "hospital-seal.key.pem", DEV_PASSPHRASE, PKI / "hospital-seal.cert.pem",
-        (str(PKI / "chain.pem"),), jws_alg="PS256",
+        "v15-seal", PKI / "hospital-seal.key.pem", DEV_PASSPHRASE, PKI / "hospital-seal.cert.pem",
+        (str(PKI / "chain.pem"),), rsa_scheme="pkcs1v15",
     )  # fmt: skip
     made = sign_json(record, key, "B-B")
-    assert protected_of(made.jws)["alg"] == "PS256"
+    assert protected_of(made.jws)["alg"] == "RS256"
     assert verify_json(made.jws, None, settings).indication == "TOTAL_PASSED"
 
 

@@ -37,6 +37,7 @@ SPEC_MEMBERS = {
     "id", "field", "indication", "sub_indication", "intact", "trusted", "signer", "signing_time",
     "timestamp", "level", "coverage", "modifications", "revocation", "registered",
 }  # fmt: skip
+ADDED_MEMBERS = {"chain"}  # beyond SPEC section 5: the path to the root, by subject
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_report_has_exactly_the_members_of_the_spec(signed, settings):
     body = verify_pdf(signed[("lab-seal", "B-T")], settings).to_json()
     assert set(body) == {"indication", "document_sha256", "signatures"}
     sig = body["signatures"][0]
-    assert set(sig) == SPEC_MEMBERS
+    assert set(sig) == SPEC_MEMBERS | ADDED_MEMBERS
     assert set(sig["signer"]) == {"subject", "issuer", "serial", "sha256"}
     assert set(sig["timestamp"]) == {"time", "tsa", "valid"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", sig["signing_time"])
@@ -381,22 +382,46 @@ def test_registered_is_looked_up_with_the_hash_of_each_signed_output(
     first_output = signed[("hospital-seal", "B-B")]
     second_output = sign(first_output, dev_key("lab-seal"), "B-B")
     first_hash = hashlib.sha256(first_output).hexdigest()
+    second_hash = hashlib.sha256(second_output).hexdigest()
+    log = {first_hash: 17, second_hash: 18}  # kyso made both outputs
     calls: list[list[str]] = []
 
     def registry(candidates: list[str]):
         calls.append(candidates)
-        return (
-            {"audit_seq": 17, "record_id": "encounter/123/discharge"}
-            if first_hash in candidates
-            else None
-        )
+        seq = next((log[c] for c in candidates if c in log), None)
+        return None if seq is None else {"audit_seq": seq, "record_id": "encounter/123/discharge"}
 
     first, second = verify_pdf(second_output, settings, registry).signatures
-    assert first_hash in calls[0] and hashlib.sha256(second_output).hexdigest() in calls[0]
-    assert calls[1] == [hashlib.sha256(second_output).hexdigest()]
+    assert calls[0] == [second_hash]  # first: does the log hold this very file?
+    assert calls[1][0] == first_hash and second_hash in calls[1]
+    assert calls[2] == [second_hash]
     assert first.registered == {"audit_seq": 17, "record_id": "encounter/123/discharge"}
-    assert second.registered is None
+    assert second.registered == {"audit_seq": 18, "record_id": "encounter/123/discharge"}
     assert first.to_json()["registered"]["audit_seq"] == 17
+
+
+def test_a_file_changed_after_kyso_signed_it_is_not_shown_with_the_original_log_entry(
+    signed, settings
+):
+    """An incremental update leaves the first revision byte for byte kyso's output; the
+    report must not reassure with that output's log entry: the log does not hold this file."""
+    output = signed[("hospital-seal", "B-B")]
+    tampered = rewrite_first_page(output)
+    assert tampered.startswith(output)
+    logged = {hashlib.sha256(output).hexdigest(): {"audit_seq": 17, "record_id": "r/1"}}
+
+    def registry(candidates: list[str]):
+        return next((logged[c] for c in candidates if c in logged), None)
+
+    assert only(verify_pdf(output, settings, registry)).registered == {"audit_seq": 17, "record_id": "r/1"}
+    assert only(verify_pdf(tampered, settings, registry)).registered is None
+
+
+def test_the_report_names_the_path_to_the_root(signed, settings):
+    sig = only(verify_pdf(signed[("hospital-seal", "B-B")], settings)).to_json()
+    names = sig["chain"]
+    assert len(names) == 3 and names[0] == sig["signer"]["subject"]
+    assert "Issuing CA" in names[1] and "Root" in names[2]
 
 
 def test_revision_candidates_start_at_the_signed_revision():

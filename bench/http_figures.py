@@ -1,0 +1,245 @@
+"""The HTTP figures of issue 13, against ``kyso serve`` run as production runs it (gunicorn,
+the default worker count, loopback), each beside the bare library in this process.
+
+- JSON B-B with 8 client threads against a bare JCS + JWS ES256 loop (ratio >= 0.15);
+- P-256 and RSA-2048 PDF B-B, median of sequential requests, against stock pyHanko's
+  ``SimpleSigner`` in process (<= 1.25 and <= 1.0);
+- a 50 MB scanned PDF B-B: seconds against 3 x one SHA-256 pass over it + 1 s, and the
+  worker's resident memory growth against 2 x the file.
+
+A figure that misses its target is measured once more under py-spy, in the worker, to show
+where its time goes (:mod:`profiles`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pikepdf
+from profiles import memory_steps, sample
+from report import Figure
+from serving import kyso_serve
+from signing import PDF, RECORD, bare_jws, rate, stock_pyhanko
+
+JSON_THREADS = 8
+SCAN_BYTES = 50_000_000
+
+
+@dataclass
+class Server:
+    """A running ``kyso serve``: where it listens, its worker's pid and an API key."""
+
+    host: str
+    port: int
+    worker: int
+    api_key: str
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=120)
+
+    def headers(self, content_type: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}", "Content-Type": content_type}
+
+
+@contextmanager
+def production_server(data_dir: Path) -> Iterator[Server]:
+    """``kyso serve`` with its defaults (gunicorn, one worker of four threads, SQLite in
+    ``data_dir``), stopped at the end."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with kyso_serve(data_dir) as (url, proc, _log):
+        keys = (data_dir / "dev-api-keys.txt").read_text(encoding="utf-8").splitlines()
+        api_key = next(line.split()[2] for line in keys if line.startswith("dev-his "))
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        host, port = url.removeprefix("http://").split(":")
+        yield Server(host, int(port), int(children[0]), api_key)
+
+
+def post(conn: http.client.HTTPConnection, path: str, body: bytes | object, headers: dict[str, str]) -> int:
+    """POST ``body`` (bytes, or a file streamed), read the whole answer; its length."""
+    conn.request("POST", path, body=body, headers=headers)  # type: ignore[arg-type]
+    response = conn.getresponse()
+    size = 0
+    while chunk := response.read(1 << 20):
+        size += len(chunk)
+    if response.status != 200:
+        raise RuntimeError(f"POST {path}: {response.status}")
+    return size
+
+
+def json_load(server: Server, seconds: float, threads: int = JSON_THREADS) -> float:
+    """Signed JSON records a second, ``threads`` clients posting as fast as answered."""
+    body = json.dumps({"key": "lab-seal", "payload": RECORD, "level": "B-B"}).encode()
+    headers = server.headers("application/json")
+    done = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def client(i: int) -> None:
+        conn = server.connect()
+        post(conn, "/api/v1/sign/json", body, headers)  # warm: connection, first statements
+        start = time.perf_counter()
+        while time.perf_counter() < deadline:
+            post(conn, "/api/v1/sign/json", body, headers)
+            done[i] += 1
+        done[i] = int(done[i] / max(time.perf_counter() - start, 1e-9))
+        conn.close()
+
+    workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return float(sum(done))
+
+
+def pdf_latencies(server: Server, alias: str, n: int) -> list[float]:
+    """Seconds of each of ``n`` sequential PDF B-B requests with key ``alias``."""
+    conn, headers = server.connect(), server.headers("application/pdf")
+    path = f"/api/v1/sign/pdf?key={alias}&level=B-B"
+    post(conn, path, PDF, headers)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        post(conn, path, PDF, headers)
+        times.append(time.perf_counter() - start)
+    conn.close()
+    return times
+
+
+def call_latencies(call: Callable[[], object], n: int) -> list[float]:
+    call()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def scanned_pdf(path: Path, size: int = SCAN_BYTES) -> Path:
+    """A PDF of about ``size`` bytes, a page per 5 MB of noise images, as a scanner writes
+    (images that do not compress)."""
+    pdf, per_page = pikepdf.new(), 5_000_000
+    for i in range(max(1, size // per_page)):
+        image = pikepdf.Stream(pdf, os.urandom(per_page))
+        image.Type, image.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+        image.Width, image.Height = 2500, per_page // 2500
+        image.ColorSpace, image.BitsPerComponent = pikepdf.Name.DeviceGray, 8
+        page = pdf.add_blank_page(page_size=(595, 842))
+        page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image))
+        page.Contents = pikepdf.Stream(pdf, b"q 595 0 0 842 0 0 cm /Im0 Do Q")
+        del i
+    pdf.save(path, compress_streams=False)
+    return path
+
+
+def sha256_pass(path: Path) -> float:
+    """Seconds of one SHA-256 pass over the file (read from the page cache)."""
+    start = time.perf_counter()
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return time.perf_counter() - start
+
+
+def _rss(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def big_pdf(server: Server, path: Path, n: int = 3) -> tuple[list[float], int, str]:
+    """Seconds of ``n`` B-B requests with the scanned PDF, the largest growth of the
+    worker's resident memory during one (its peak, reset before each, over its size
+    before), and where it grew during the first (:func:`profiles.memory_steps`)."""
+    headers = {**server.headers("application/pdf"), "Content-Length": str(path.stat().st_size)}
+    times, growth, steps = [], 0, ""
+
+    def request() -> None:
+        conn = server.connect()
+        start = time.perf_counter()
+        with path.open("rb") as body:
+            post(conn, "/api/v1/sign/pdf?key=lab-seal&level=B-B", body, headers)
+        times.append(time.perf_counter() - start)
+        conn.close()
+
+    for i in range(n):
+        before = _rss(server.worker, "VmRSS")
+        try:
+            Path(f"/proc/{server.worker}/clear_refs").write_text("5")  # reset the peak
+        except OSError:
+            pass
+        if i == 0:
+            steps = memory_steps(server.worker, request, step=5_000_000)
+        else:
+            request()
+        growth = max(growth, _rss(server.worker, "VmHWM") - before)
+    return times, growth, steps
+
+
+def measure(data_dir: Path, seconds: float = 10.0, n: int = 30) -> list[Figure]:
+    """Every HTTP figure, with a profile of each miss."""
+    figures: list[Figure] = []
+    with production_server(data_dir) as server:
+        served = json_load(server, seconds)
+        bare = rate(bare_jws(), 3.0)
+        ratio = served / bare
+        figures.append(Figure(
+            f"JSON B-B over HTTP, {JSON_THREADS} client threads",
+            f"{served:,.0f}/s",
+            f"rfc8785 + cryptography ES256 in process {bare:,.0f}/s",
+            ratio, "ratio >= 0.15", ratio >= 0.15,
+        ))
+        if ratio < 0.15:
+            figures[-1].profile = sample(
+                server.worker, 8, lambda: json_load(server, 8), keep="wsgi_app"
+            )
+        for alias, name, target in (("lab-seal", "P-256", 1.25), ("hospital-seal", "RSA-2048", 1.0)):
+            ours = statistics.median(pdf_latencies(server, alias, n))
+            stock = statistics.median(call_latencies(stock_pyhanko(alias), n))
+            figures.append(Figure(
+                f"{name} PDF B-B over HTTP, median of {n}",
+                f"{1000 * ours:.1f} ms", f"stock pyHanko SimpleSigner {1000 * stock:.1f} ms",
+                ours / stock, f"ratio <= {target}", ours / stock <= target,
+            ))
+            if ours / stock > target:
+                figures[-1].profile = sample(
+                    server.worker, 6, lambda alias=alias: pdf_latencies(server, alias, 60),
+                    keep="wsgi_app",
+                )
+        scan = scanned_pdf(data_dir / "scanned.pdf")
+        size, sha = scan.stat().st_size, min(sha256_pass(scan) for _ in range(3))
+        times, growth, steps = big_pdf(server, scan)
+        took, bound = statistics.median(times), 3 * sha + 1
+        figures.append(Figure(
+            f"{size / 1e6:.0f} MB scanned PDF B-B over HTTP, median of {len(times)}",
+            f"{took:.2f} s", f"one SHA-256 pass {1000 * sha:.0f} ms",
+            took / bound, f"<= 3 x SHA-256 + 1 s = {bound:.2f} s", took <= bound,
+        ))
+        if took > bound:
+            figures[-1].profile = sample(
+                server.worker, 3 * took, lambda: big_pdf(server, scan, 2), keep="wsgi_app"
+            )
+        figures.append(Figure(
+            f"{size / 1e6:.0f} MB scanned PDF B-B over HTTP, worker RSS growth",
+            f"{growth / 1e6:.0f} MB", f"file {size / 1e6:.0f} MB",
+            growth / size, "<= 2 x file", growth <= 2 * size,
+        ))
+        if growth > 2 * size:
+            figures[-1].profile = (
+                "Where the worker's resident memory grew during the first request (py-spy dump "
+                "of the request's thread at each 5 MB more, innermost frames first):\n" + steps
+            )
+        scan.unlink()
+    return figures
