@@ -86,7 +86,7 @@ def start_session(
     kyso.check_may_add(actor, [d.record_id for d in request.documents])
     leaf, issuers = request.chain[0], request.chain[1:]
     check_signer_certificate(kyso, leaf, issuers)
-    algorithm = algorithm_for(leaf, request.rsa_scheme)
+    algorithm = algorithm_for(leaf, request.rsa_scheme or "pss")
     with releasing_cycles():
         documents = asyncio.run(prepare_all(request, algorithm, kyso.pdf_bounds))
     session = StartedSession(

@@ -125,7 +125,10 @@ def start_remote_session(
         raise failed(exc) from None
     leaf, issuers = signer.certificate, signer.chain
     check_signer_certificate(kyso, leaf, issuers)  # 422 before anything is prepared or asked
-    algorithm = algorithm_for(leaf, request.rsa_scheme)
+    offered = provider.schemes(leaf.public_key.algorithm)
+    # Unasked, RSA signs RSASSA-PSS where the provider makes it, else as the provider signs.
+    default = "pss" if "pss" in offered else "pkcs1v15"
+    algorithm = algorithm_for(leaf, request.rsa_scheme or default)
     if algorithm.scheme not in provider.schemes(leaf.public_key.algorithm):
         raise InvalidRequest(
             f"remote signing provider {provider.name!r} does not make {algorithm.name} signatures"
