@@ -165,7 +165,9 @@ class SessionStartRequest(Model):
     description: Text | None = Field(None, description="What a remote provider shows the clinician")
     documents: list[PdfDocument | JsonDocument | XmlDocument] = Field(min_length=1, max_length=100)
     level: Literal["B-B", "B-T"] = "B-T"
-    rsa_scheme: Literal["pss", "pkcs1v15"] = "pss"
+    rsa_scheme: Literal["pss", "pkcs1v15"] | SkipJsonSchema[None] = Field(
+        None, description="RSA keys: pss unless asked (a remote provider: as it signs)"
+    )
     reason: Text | None = None
     location: Text | None = None
 

@@ -83,7 +83,11 @@ def parse_session_request(body: dict[str, Any]) -> SessionRequest:
         level=fields.choice(body.get("level", "B-T"), "level", _LEVELS),
         reason=fields.text(body.get("reason"), "reason"),
         location=fields.text(body.get("location"), "location"),
-        rsa_scheme=fields.choice(body.get("rsa_scheme", "pss"), "rsa_scheme", ("pkcs1v15", "pss")),
+        rsa_scheme=(
+            fields.choice(body["rsa_scheme"], "rsa_scheme", ("pkcs1v15", "pss"))
+            if "rsa_scheme" in body
+            else None
+        ),
         signer=signer,
         description=fields.text(body.get("description"), "description"),
     )

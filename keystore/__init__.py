@@ -140,8 +140,11 @@ def _rsa_scheme(kc: KeyConfig) -> RsaScheme:
 
 def _refuse_weak(kc: KeyConfig, key: SigningKey) -> None:
     """Refuse at start-up a key too weak to sign (Circular 15/2025/TT-BKHCN: RSA of at least
-    2048 bits, EC of at least 256). A token key whose certificate is read from the token is
-    refused when it first signs (the token is opened only then, in each process)."""
+    2048 bits, EC of at least 256). A token key whose certificate is read from the token, and
+    a key held by a CSC service, are refused when they first sign (the token is opened, the
+    service asked, only then: kyso starts while a service is down)."""
+    if kc.kind == "csc":
+        return
     if kc.kind == "pkcs11":
         if not kc.cert_file:
             return

@@ -90,7 +90,7 @@ def start_session(
 
     async def checked_and_prepared() -> tuple[PreparedDocument, ...]:
         await async_check_signer_certificate(kyso, leaf, request.chain[1:])
-        algorithm = algorithm_for(leaf, request.rsa_scheme)
+        algorithm = algorithm_for(leaf, request.rsa_scheme or "pss")
         return await prepare_all(request, algorithm, kyso.pdf_bounds)
 
     with releasing_cycles():

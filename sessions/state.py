@@ -51,7 +51,8 @@ class SessionRequest:
     level: str = "B-T"
     reason: str | None = None
     location: str | None = None
-    rsa_scheme: str = "pss"  # Circular 15/2025: RSASSA-PSS unless the token needs v1.5
+    # None: RSASSA-PSS (Circular 15/2025), or for a remote signer what its provider makes
+    rsa_scheme: str | None = None
     signer: RemoteSignerRequest | None = None  # instead of ``chain``
     description: str | None = None  # a remote signer's transaction, as the clinician sees it
 

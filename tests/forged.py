@@ -45,7 +45,7 @@ def rogue_tsa(not_after: datetime = FAR_FUTURE) -> TimestampAuthority:
         .sign(key, hashes.SHA256())
     )
     der = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-    return TimestampAuthority(SoftwareKey(KeyInfo("rogue-tsa", "software", der, (), "ES256"), key))
+    return TimestampAuthority(SoftwareKey(KeyInfo("rogue-tsa", "software", der, ()), key))
 
 
 def client_of(tsa: TimestampAuthority) -> TimestampClient:
@@ -150,4 +150,4 @@ def leaf_pointing_at(
         .sign(ca_key, hashes.SHA256())
     )
     der = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-    return SoftwareKey(KeyInfo("self-made", "software", der, (), "ES256"), key)
+    return SoftwareKey(KeyInfo("self-made", "software", der, ()), key)

@@ -127,8 +127,11 @@ def start_remote_session(
 
     async def checked_and_prepared() -> tuple[Algorithm, tuple[PreparedDocument, ...]]:
         await async_check_signer_certificate(kyso, leaf, issuers)  # 422 before anything is asked
-        algorithm = algorithm_for(leaf, request.rsa_scheme)
-        if algorithm.scheme not in provider.schemes(leaf.public_key.algorithm):
+        offered = provider.schemes(leaf.public_key.algorithm)
+        # Unasked, RSA signs RSASSA-PSS where the provider makes it, else as the provider signs.
+        default = "pss" if "pss" in offered else "pkcs1v15"
+        algorithm = algorithm_for(leaf, request.rsa_scheme or default)
+        if algorithm.scheme not in offered:
             raise InvalidRequest(
                 f"remote signing provider {provider.name!r} does not make {algorithm.name} signatures"
             )
