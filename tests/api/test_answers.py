@@ -88,7 +88,7 @@ def test_a_two_step_session_answers_in_its_models(service: Service, pki: Path) -
                  {"record_id": "answers/s2", "pdf": base64.b64encode(PDF).decode()}]
     started = service.client.post(
         "/api/v1/signing-sessions",
-        json={"certificate_chain": chain, "documents": documents, "level": "B-B"},
+        json={"certificate_chain": chain, "documents": documents, "level": "B-B", "rsa_scheme": "pkcs1v15"},
         headers=service.auth(),
     )
     assert started.status_code == 201, started.json
