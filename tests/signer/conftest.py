@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from forged import own_ca
 
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
 from kyso.keystore.base import KeyInfo
@@ -110,21 +111,7 @@ def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 def foreign_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A self-signed CA that the dev PKI knows nothing of."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Foreign test CA")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
-        .not_valid_after(datetime(2060, 1, 1, tzinfo=UTC))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
+    return own_ca("Foreign test CA")
 
 
 def issue_signing_key(
