@@ -233,6 +233,13 @@ class Checkpoint(Answer):
     timestamp_token: str
 
 
+class CurrentCheckpoint(Checkpoint):
+    """``GET /api/v1/audit/checkpoint``: a stored checkpoint, and how it stands to the log."""
+
+    log_size: int = Field(description="The log's size when asked")
+    behind: int = Field(description="Entries of the log the checkpoint does not cover (0: current)")
+
+
 class Health(Answer):
     status: Literal["ok"]
 

@@ -20,7 +20,8 @@ from kyso.api.models import (
     RecordsDueQuery,
     parse_query,
 )
-from kyso.errors import NotFound
+from kyso.audit.checkpoint import Checkpointer, CurrentCheckpoint, checkpointer_for
+from kyso.errors import KysoError, NotFound
 
 bp = Blueprint("audit", __name__)
 
@@ -39,33 +40,51 @@ def entries(ctx: RequestContext):
     return jsonify({"entries": [r.to_json() for r in rows], "next": rows[-1].seq if more else None})
 
 
+def _checkpointer() -> Checkpointer:
+    return current_app.extensions.get("kyso.checkpointer") or checkpointer_for(_kyso())
+
+
 @bp.get("/audit/export")
 @endpoint("audit.export", "auditor", "admin")
 def export(ctx: RequestContext) -> Response:
     kyso = _kyso()
-    # The export's own entry is written first, so the export includes it.
+    checkpointer = _checkpointer()  # 503 before anything is written if it cannot sign
+    # The export's own entry is written first, so the export includes it; the checkpoint
+    # made next covers it, and the export ends with that checkpoint (SPEC 7).
     kyso.record_access(ctx.caller.name, "audit.export")
-    return Response(stream_with_context(kyso.audit.export_lines()), mimetype="application/jsonl")
+    size = checkpointer.closing()
+    lines = kyso.audit.export_lines(size=size)
+    return Response(stream_with_context(lines), mimetype="application/jsonl")
 
 
 @bp.get("/audit/checkpoint")
 @endpoint("audit.checkpoint.read", "auditor", "admin")
-def latest_checkpoint(ctx: RequestContext):
-    checkpoint = _kyso().audit.latest_checkpoint()
-    if checkpoint is None:
-        raise NotFound("the log has no checkpoint yet (POST /api/v1/audit/checkpoint makes one)")
-    return jsonify(checkpoint)
+def current_checkpoint(ctx: RequestContext) -> Response:
+    """A checkpoint of the log's size now (made on demand, at most once per ``[audit]
+    on_demand_seconds``); within that window the latest, saying how far it is behind."""
+    try:
+        checkpointer = _checkpointer()
+    except KysoError:  # no log key or TSA: the stored checkpoints are all there is
+        checkpointer = None
+    if checkpointer is None:
+        document = _kyso().audit.latest_checkpoint()
+        if document is None:
+            raise NotFound("the log has no checkpoint yet and cannot make one (no log key or TSA)")
+        current = CurrentCheckpoint(document, _kyso().audit.size(), 0.0)
+    else:
+        current = checkpointer.current(_kyso().config.audit.on_demand_seconds)
+    resp = jsonify({**current.document, "log_size": current.log_size, "behind": current.behind})
+    resp.headers["Kyso-Checkpoint-Age"] = str(int(current.age_seconds))
+    resp.headers["Kyso-Checkpoint-Behind"] = str(current.behind)
+    return resp
 
 
 @bp.post("/audit/checkpoint")
 @endpoint("audit.checkpoint", "admin")
 def make_checkpoint(ctx: RequestContext):
-    from kyso.audit.checkpoint import checkpointer_for
-
-    kyso = _kyso()
-    checkpointer = current_app.extensions.get("kyso.checkpointer") or checkpointer_for(kyso)
+    checkpointer = _checkpointer()
     # The request's own entry comes first, so the new checkpoint covers it.
-    kyso.record_access(ctx.caller.name, "audit.checkpoint")
+    _kyso().record_access(ctx.caller.name, "audit.checkpoint")
     return jsonify(checkpointer.checkpoint()), 201
 
 

@@ -43,11 +43,16 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.InclusionProof,
     answers.ConsistencyProof,
     answers.Checkpoint,
+    answers.CurrentCheckpoint,
     answers.Health,
     answers.Readiness,
     answers.Problem,
 )
 
+_CHECKPOINT_HEADERS = {
+    "Kyso-Checkpoint-Age": {"schema": {"type": "integer"}, "description": "Seconds since it was made"},
+    "Kyso-Checkpoint-Behind": {"schema": {"type": "integer"}, "description": "Entries it does not cover"},
+}
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _AUTH_ERRORS = ("401", "403", "429")
 
@@ -176,7 +181,11 @@ def _paths() -> dict[str, Any]:
             parameters=[_SESSION_ID, _IDEMPOTENCY],
             requestBody=_body(_ref(models.SessionCompleteRequest)))},
         "/api/v1/audit/checkpoint": {
-            "get": _op("The latest signed checkpoint", "auditor, admin", _json(answers.Checkpoint), ("404",)),
+            "get": _op(
+                "A signed checkpoint of the log's size now: made on demand at most once per [audit] "
+                "on_demand_seconds; within that window the latest, with the entries it does not cover",
+                "auditor, admin", {**_json(answers.CurrentCheckpoint), "headers": _CHECKPOINT_HEADERS},
+                ("404", "503")),
             "post": _op("Make a signed, timestamped checkpoint now", "admin", _json(answers.Checkpoint, "Created"),
                         ("503",), status="201")},
         "/api/v1/audit/proof/inclusion": {"get": _op(
@@ -216,8 +225,9 @@ def _paths() -> dict[str, Any]:
             "Audit entries in order", "auditor, admin", _json(answers.AuditEntries), ("400",),
             parameters=query_parameters(models.EntriesQuery))},
         "/api/v1/audit/export": {"get": _op(
-            "The whole log as JSON Lines, entries then checkpoints", "auditor, admin",
-            {"description": "JSON Lines", "content": {"application/jsonl": {}}})},
+            "The whole log as JSON Lines, entries then checkpoints; the last checkpoint covers the last entry",
+            "auditor, admin",
+            {"description": "JSON Lines", "content": {"application/jsonl": {}}}, ("503",))},
     }
 
 

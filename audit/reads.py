@@ -162,15 +162,16 @@ class LogReader:
             )
             return [LoggedEntry.from_json(json.loads(r.canonical)) for r in rows]
 
-    def export_lines(self, batch: int = 1000) -> Iterator[bytes]:
+    def export_lines(self, batch: int = 1000, size: int | None = None) -> Iterator[bytes]:
         """The log as JSON Lines: entries (the exact hashed bytes), then checkpoints.
 
-        The export is the log as it stood when it began: the entries below the size read
-        then, and the checkpoints of at most that size. Entries and checkpoints written
+        The export is the log as it stood when it began (or at ``size``, the tree size a
+        checkpoint was just made at, so that the export ends with it): the entries below
+        that size, and the checkpoints of at most that size. Entries and checkpoints written
         while it streams are left for the next export; a checkpoint beyond the exported
         entries would otherwise say that they were cut off.
         """
-        size = self.size()
+        size = self.size() if size is None else size
         after = -1
         while after + 1 < size:
             with self.db.reader.connect() as conn:
