@@ -8,6 +8,8 @@ does not exist yet: retry later). ``tree_size`` and ``second`` default to the lo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
 from kyso.api import fields
@@ -17,11 +19,13 @@ from kyso.api.models import (
     ConsistencyQuery,
     EntriesQuery,
     InclusionQuery,
-    RecordsDueQuery,
+    RecordsQuery,
     parse_query,
 )
 from kyso.audit.checkpoint import Checkpointer, CurrentCheckpoint, checkpointer_for
-from kyso.errors import KysoError, NotFound
+from kyso.audit.entry import format_time
+from kyso.audit.rows import RecordFilter
+from kyso.errors import InvalidRequest, KysoError, NotFound
 
 bp = Blueprint("audit", __name__)
 
@@ -107,20 +111,42 @@ def consistency_proof(ctx: RequestContext):
 def record(ctx: RequestContext, record_id: str):
     fields.record_id(record_id)
     ctx.audit.record_id = record_id
-    _kyso().record_access(ctx.caller.name, "record.read", record_id=record_id)
     rows = _kyso().audit.record_signatures(record_id)
+    if not rows:
+        raise NotFound(f"no signature was ever made for record {fields.shown(record_id)!r}")
+    _kyso().record_access(ctx.caller.name, "record.read", record_id=record_id)
     return jsonify({"record_id": record_id, "signatures": [r.to_json() for r in rows]})
 
 
 @bp.get("/records")
-@endpoint("records.due", "his", "auditor", "admin")
-def records_due(ctx: RequestContext):
-    """Records whose newest signed PDF must be extended before ``extend_before`` (a date
-    or an ISO 8601 time), soonest first (:mod:`kyso.signer.archive_dates`)."""
+@endpoint("records.list", "his", "auditor", "admin")
+def records(ctx: RequestContext):
+    """Records by their newest signature, newest first, a page at a time (``cursor``: the
+    ``next`` of the page before). With ``extend_before`` (a date or an ISO 8601 time): the
+    records whose newest signed PDF must be extended before it, soonest first
+    (:mod:`kyso.signer.archive_dates`), in one answer."""
     from kyso.signer.archive_dates import parse_deadline
 
-    query = parse_query(RecordsDueQuery)
-    before = parse_deadline(query.extend_before)
-    _kyso().record_access(ctx.caller.name, "records.due")
-    rows = _kyso().audit.records_due(before, query.limit)
-    return jsonify({"extend_before": query.extend_before, "records": [r.to_json() for r in rows]})
+    query = parse_query(RecordsQuery)
+    since, until = (
+        None if text is None else format_time(parse_deadline(text)) for text in (query.since, query.until)
+    )
+    which = RecordFilter(query.record_id_prefix, since, until)
+    if query.extend_before is not None:
+        if query.cursor is not None:
+            raise InvalidRequest("the records due (extend_before) come in one answer: give no cursor")
+        before = parse_deadline(query.extend_before)
+        _kyso().record_access(ctx.caller.name, "records.due")
+        due = _kyso().audit.records_due(before, query.limit or 1000, which)
+        return jsonify({"extend_before": query.extend_before, "records": [r.to_json() for r in due]})
+    limit = query.limit or 100
+    if query.cursor is not None:
+        which = replace(which, before_seq=int(query.cursor))
+    _kyso().record_access(ctx.caller.name, "records.list")
+    rows = _kyso().audit.records(which, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return jsonify({
+        "records": [r.to_json() for r in rows],
+        "next": str(rows[-1].audit_seq) if more else None,
+    })
