@@ -52,9 +52,12 @@ def _checkpointer() -> Checkpointer:
 @endpoint("audit.export", "auditor", "admin")
 def export(ctx: RequestContext) -> Response:
     kyso = _kyso()
-    checkpointer = _checkpointer()  # 503 before anything is written if it cannot sign
-    # The export's own entry is written first, so the export includes it; the checkpoint
-    # made next covers it, and the export ends with that checkpoint (SPEC 7).
+    checkpointer = _checkpointer()
+    # A checkpoint of the log as it is, first: if the log key or the TSA cannot make one,
+    # the answer is 503 and no entry says that an export was made.
+    checkpointer.closing()
+    # The export's own entry comes next, so the export includes it; the checkpoint made
+    # then covers it, and the export ends with that checkpoint (SPEC 7).
     kyso.record_access(ctx.caller.name, "audit.export")
     size = checkpointer.closing()
     lines = kyso.audit.export_lines(size=size)

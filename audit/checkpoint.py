@@ -134,22 +134,26 @@ class Checkpointer:
     def current(self, on_demand_seconds: float, now: datetime | None = None) -> CurrentCheckpoint:
         """A checkpoint of the log's size now, made on demand unless the latest checkpoint
         is current already or was stored less than ``on_demand_seconds`` ago (then that
-        one, with the entries it does not cover). The window is read from the database,
-        so it holds across workers and hosts. ``NotFound`` while the log is empty.
+        one, with the entries it does not cover; so too when the TSA or the log key cannot
+        make one now). The window is read from the database, so it holds across workers
+        and hosts. ``NotFound`` while the log is empty.
         """
         size = self.audit.size()
         if size == 0:
             raise NotFound("the log is empty: there is nothing to checkpoint yet")
         now = now or datetime.now(UTC)
         mark = self.audit.latest_checkpoint_mark()
-        if mark is not None:
-            latest, created = mark
-            age = max(0.0, (now - created).total_seconds())
-            if latest >= size or age < on_demand_seconds:
-                document = self.audit.checkpoint(latest)
-                if document is not None:  # checkpoints are never deleted; be safe anyway
-                    return CurrentCheckpoint(document, max(size, latest), age)
-        return CurrentCheckpoint(self.checkpoint(size), size, 0.0)
+        stored = None if mark is None else self.audit.checkpoint(mark[0])
+        if mark is None or stored is None:
+            return CurrentCheckpoint(self.checkpoint(size), size, 0.0)
+        latest = CurrentCheckpoint(stored, max(size, mark[0]), max(0.0, (now - mark[1]).total_seconds()))
+        if latest.behind == 0 or latest.age_seconds < on_demand_seconds:
+            return latest
+        try:
+            return CurrentCheckpoint(self.checkpoint(size), size, 0.0)
+        except KysoError as exc:  # the TSA or the log key is down: the latest, saying so
+            log.warning("could not make an audit checkpoint on demand: %s", exc.detail)
+            return latest
 
     def closing(self) -> int:
         """Make sure a checkpoint covers the log's last entry now; return that tree size

@@ -30,7 +30,8 @@ def audit_export(ctx: click.Context, outfile) -> None:
 
     kyso = service_of(ctx)
     try:
-        checkpointer = checkpointer_for(kyso)  # refused before the export's entry is written
+        checkpointer = checkpointer_for(kyso)
+        checkpointer.closing()  # a log key or TSA that cannot sign: refused before any entry
         kyso.record_access("cli", "audit.export")
         size = checkpointer.closing()  # covers the export's own entry
         for line in kyso.audit.export_lines(size=size):

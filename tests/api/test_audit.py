@@ -14,6 +14,7 @@ from kyso.audit.offline.verify import verify_export
 from kyso.config import AuditConfig
 from kyso.formats import canonical_json
 from kyso.keystore.software import load_certificates
+from kyso.signer.timestamp.client import TimestampClient, http_source
 
 PROOF = "/api/v1/audit/proof"
 
@@ -173,3 +174,30 @@ def test_the_exported_log_with_its_checkpoints_verifies_offline(service: Service
     report = verify_export(lines, trust=load_certificates(root_pem))
     assert report.ok, report.problem
     assert report.checkpoints_checked >= 1 and report.signed_by
+
+
+def unreachable_tsa(service: Service) -> None:
+    """The checkpointer of ``service`` times stamps with a TSA nobody listens at."""
+    checkpointer = service.client.application.extensions["kyso.checkpointer"]
+    checkpointer.timestamper = TimestampClient([http_source("http://127.0.0.1:9/tsr", 2.0)])
+
+
+def test_an_export_that_cannot_end_with_a_checkpoint_is_refused_and_no_export_is_logged(
+    new_service,
+) -> None:
+    service = new_service()
+    before = service.kyso.audit.size()
+    unreachable_tsa(service)
+    resp = service.client.get("/api/v1/audit/export", headers=service.auth("auditor"))
+    assert (resp.status_code, resp.json["code"]) == (503, "tsa_unavailable")
+    entries = service.kyso.audit.entries(after=before - 1)
+    assert [(e["action"], e["outcome"]) for e in entries] == [("audit.export", "error")]
+
+
+def test_without_a_tsa_the_latest_checkpoint_is_answered_with_what_it_misses(new_service) -> None:
+    service = new_service(audit=AuditConfig(on_demand_seconds=0))
+    made = ask_checkpoint(service).json
+    service.kyso.record_access("test", "record.read", record_id="r-1")
+    unreachable_tsa(service)
+    latest = ask_checkpoint(service)
+    assert latest.json["tree_size"] == made["tree_size"] and latest.json["behind"] == 1

@@ -83,9 +83,10 @@ def test_the_export_verifies_with_the_kept_checkpoint_and_the_dev_root(run, kept
         "--quiet",
     )
     assert code == 0, out
-    # Nine entries with the export's own; the kept checkpoint is also in the export, and
-    # the export ends with one of its last entry: no entry comes after every checkpoint.
-    assert "OK: 9 entries, 3 checkpoint(s) verified" in out
+    # Nine entries with the export's own; the kept checkpoint is also in the export, with
+    # the one the export made before its entry (that the TSA signs: else nothing is
+    # written) and the one of its last entry it ends with: no entry comes after them all.
+    assert "OK: 9 entries, 4 checkpoint(s) verified" in out
     assert "checkpoints signed by: " in out and "come after" not in out
 
 
@@ -137,7 +138,7 @@ def test_a_reserialized_export_verifies_with_a_note_and_a_changed_one_fails(
     code, out = run("audit", "verify", str(again), *args)
     assert code == 0, out
     assert "note: 9 entry lines (the first: seq 0) are not the canonical RFC 8785 bytes" in out
-    assert "OK: 9 entries, 3 checkpoint(s) verified" in out
+    assert "OK: 9 entries, 4 checkpoint(s) verified" in out
     values[2]["actor"] = "intruder"
     again.write_text("".join(json.dumps(v) + "\n" for v in values))
     code, out = run("audit", "verify", str(again), *args)
