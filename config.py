@@ -118,6 +118,7 @@ class TrustConfig:
 class AuditConfig:
     checkpoint_every: int = 1000
     checkpoint_seconds: int = 300
+    on_demand_seconds: int = 10  # GET /audit/checkpoint makes at most one checkpoint per this
     log_key: str = LOG_KEY_ALIAS
     origin: str = "kyso.invalid/audit"
 

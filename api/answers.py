@@ -185,6 +185,23 @@ class RecordsDue(Answer):
     records: list[DueRecord]
 
 
+class ListedRecord(Answer):
+    """A record by its newest signature."""
+
+    record_id: str
+    audit_seq: int
+    time: str
+    key: str | None
+    level: Level
+    signature_sha256: Hex64
+    extend_before: str | None
+
+
+class RecordList(Answer):
+    records: list[ListedRecord]
+    next: str | None = Field(description="The cursor of the next page; null on the last")
+
+
 class AuditEntry(Answer):
     """The hashed entry object (SPEC section 7)."""
 
@@ -231,6 +248,13 @@ class Checkpoint(Answer):
     signature: str
     certificate: str
     timestamp_token: str
+
+
+class CurrentCheckpoint(Checkpoint):
+    """``GET /api/v1/audit/checkpoint``: a stored checkpoint, and how it stands to the log."""
+
+    log_size: int = Field(description="The log's size when asked")
+    behind: int = Field(description="Entries of the log the checkpoint does not cover (0: current)")
 
 
 class Health(Answer):

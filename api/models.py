@@ -247,12 +247,31 @@ class ConsistencyQuery(Query):
     second: int | None = Field(None, ge=1, le=MAX_SEQ, description="Default: the log's size")
 
 
-class RecordsDueQuery(Query):
-    extend_before: str = Field(
-        pattern=r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$",
-        description="A date (YYYY-MM-DD) or an ISO 8601 time",
+_MOMENT = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+
+
+class RecordsQuery(Query):
+    """``GET /api/v1/records``: the listing, or with ``extend_before`` the records due."""
+
+    limit: int | None = Field(
+        None, ge=1, le=10_000, description="Default 100 (1000 with extend_before)"
     )
-    limit: int = Field(1000, ge=1, le=10_000)
+    cursor: str | None = Field(
+        None, pattern=r"^[0-9]{1,18}$", description="The `next` of the previous page"
+    )
+    record_id_prefix: RecordId | None = Field(None, description="Records whose id starts so")
+    since: str | None = Field(
+        None, pattern=_MOMENT, description="Newest signature at or after (date or ISO 8601 time)"
+    )
+    until: str | None = Field(
+        None, pattern=_MOMENT, description="Newest signature before (date or ISO 8601 time)"
+    )
+    extend_before: str | None = Field(
+        None,
+        pattern=_MOMENT,
+        description="Instead: records whose newest signed PDF must be extended before this "
+        "date or time, soonest first (not paged)",
+    )
 
 
 # -- parsing ---------------------------------------------------------------------

@@ -39,15 +39,21 @@ _ANSWERS: tuple[type[BaseModel], ...] = (
     answers.Keys,
     answers.RecordSignatures,
     answers.RecordsDue,
+    answers.RecordList,
     answers.AuditEntries,
     answers.InclusionProof,
     answers.ConsistencyProof,
     answers.Checkpoint,
+    answers.CurrentCheckpoint,
     answers.Health,
     answers.Readiness,
     answers.Problem,
 )
 
+_CHECKPOINT_HEADERS = {
+    "Kyso-Checkpoint-Age": {"schema": {"type": "integer"}, "description": "Seconds since it was made"},
+    "Kyso-Checkpoint-Behind": {"schema": {"type": "integer"}, "description": "Entries it does not cover"},
+}
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _AUTH_ERRORS = ("401", "403", "429")
 
@@ -122,7 +128,7 @@ _XML_OK = {"description": "The signed XML record", "content": {"application/xml"
 
 
 def _paths() -> dict[str, Any]:
-    sign_errors = ("400", "409", "413", "422", "503")
+    sign_errors = ("400", "409", "413", "415", "422", "503")
     report = _json(answers.ValidationReport)
     return {
         "/healthz": {"get": _op("Liveness", None, _json(answers.Health))},
@@ -150,7 +156,7 @@ def _paths() -> dict[str, Any]:
             parameters=[_IDEMPOTENCY], requestBody=_body(_ref(models.SignJsonRequest)))},
         "/api/v1/sign/xml": {"post": _op(
             "Sign an XML record: the health-insurance facility signature in CHUKYDONVI (bhyt) or XAdES",
-            "his", _XML_OK, (*sign_errors, "415"),
+            "his", _XML_OK, sign_errors,
             parameters=[*query_parameters(models.SignXmlQuery), _IDEMPOTENCY], requestBody=_XML_BODY)},
         "/api/v1/verify/xml": {"post": _op("Validate the XML signatures of a record", "his, auditor, admin",
                                            report, ("400", "413", "415"), requestBody=_XML_BODY,
@@ -164,7 +170,7 @@ def _paths() -> dict[str, Any]:
             "provider (signer: the clinician confirms on the phone, kyso completes the session)", "his",
             {"description": "Created", "content": {"application/json": {"schema": {
                 "anyOf": [_ref(answers.SessionStarted), _ref(answers.RemoteSessionStarted)]}}}},
-            ("400", "403", "409", "413", "422", "503"), status="201",
+            ("400", "403", "409", "413", "415", "422", "503"), status="201",
             parameters=[_IDEMPOTENCY], requestBody=_body(_ref(models.SessionStartRequest)))},
         "/api/v1/signing-sessions/{session_id}": {"get": _op(
             "A session's status (pending, completed, rejected, expired, failed); a remote session's "
@@ -172,11 +178,15 @@ def _paths() -> dict[str, Any]:
             parameters=[_SESSION_ID])},
         "/api/v1/signing-sessions/{session_id}/complete": {"post": _op(
             "Complete a signing session with the token's signatures", "his", _json(answers.SessionCompleted),
-            ("400", "404", "409", "413", "422", "503"),
+            ("400", "404", "409", "413", "415", "422", "503"),
             parameters=[_SESSION_ID, _IDEMPOTENCY],
             requestBody=_body(_ref(models.SessionCompleteRequest)))},
         "/api/v1/audit/checkpoint": {
-            "get": _op("The latest signed checkpoint", "auditor, admin", _json(answers.Checkpoint), ("404",)),
+            "get": _op(
+                "A signed checkpoint of the log's size now: made on demand at most once per [audit] "
+                "on_demand_seconds; within that window the latest, with the entries it does not cover",
+                "auditor, admin", {**_json(answers.CurrentCheckpoint), "headers": _CHECKPOINT_HEADERS},
+                ("404", "503")),
             "post": _op("Make a signed, timestamped checkpoint now", "admin", _json(answers.Checkpoint, "Created"),
                         ("503",), status="201")},
         "/api/v1/audit/proof/inclusion": {"get": _op(
@@ -203,12 +213,15 @@ def _paths() -> dict[str, Any]:
         "/api/v1/verify/pdf": {"post": _op("Validate a signed PDF", "his, auditor, admin", report,
                                            ("400", "413"), requestBody=_PDF_BODY, parameters=[_LANGUAGE])},
         "/api/v1/verify/json": {"post": _op(
-            "Validate a JWS", "his, auditor, admin", report, ("400", "413"), parameters=[_LANGUAGE],
+            "Validate a JWS", "his, auditor, admin", report, ("400", "413", "415"), parameters=[_LANGUAGE],
             requestBody=_body(_ref(models.VerifyJsonRequest)))},
         "/api/v1/records": {"get": _op(
-            "Records whose newest signed PDF must be extended before a date, soonest first",
-            "his, auditor, admin", _json(answers.RecordsDue), ("400",),
-            parameters=query_parameters(models.RecordsDueQuery))},
+            "Records by their newest signature, newest first, paged; with extend_before, the records "
+            "whose newest signed PDF must be extended before it, soonest first",
+            "his, auditor, admin",
+            {"description": "OK", "content": {"application/json": {"schema": {
+                "anyOf": [_ref(answers.RecordList), _ref(answers.RecordsDue)]}}}},
+            ("400",), parameters=query_parameters(models.RecordsQuery))},
         "/api/v1/records/{record_id}": {"get": _op(
             "Signatures made for a record, oldest first", "his, auditor, admin", _json(answers.RecordSignatures),
             ("404",), parameters=[{"name": "record_id", "in": "path", "required": True, "schema": _PATH_TEXT}])},
@@ -216,8 +229,9 @@ def _paths() -> dict[str, Any]:
             "Audit entries in order", "auditor, admin", _json(answers.AuditEntries), ("400",),
             parameters=query_parameters(models.EntriesQuery))},
         "/api/v1/audit/export": {"get": _op(
-            "The whole log as JSON Lines, entries then checkpoints", "auditor, admin",
-            {"description": "JSON Lines", "content": {"application/jsonl": {}}})},
+            "The whole log as JSON Lines, entries then checkpoints; the last checkpoint covers the last entry",
+            "auditor, admin",
+            {"description": "JSON Lines", "content": {"application/jsonl": {}}}, ("503",))},
     }
 
 

@@ -12,7 +12,7 @@ from kyso.api.auth import endpoint, require_key_grant
 from kyso.api.context import RequestContext
 from kyso.api.models import SignJsonRequest, SignPdfQuery, parse_body, parse_query
 from kyso.api.params import box_of
-from kyso.errors import InvalidJson
+from kyso.errors import InvalidJson, UnsupportedMediaType
 from kyso.formats import parse_json_strict
 from kyso.service import sha256_hex
 from kyso.signer.pades import PdfSignOptions
@@ -42,7 +42,7 @@ def sign_pdf(ctx: RequestContext) -> Response:
     reason, location = fields.text(query.reason, "reason"), fields.text(query.location, "location")
     field = fields.field_name(query.field)
     require_key_grant(ctx, alias)
-    data = request.get_data()
+    data = pdf_body()
     ctx.audit.document_sha256 = sha256_hex(data)
     ctx.signature_labels = ("pdf", alias, query.level)
     options = PdfSignOptions(
@@ -63,9 +63,24 @@ def sign_pdf(ctx: RequestContext) -> Response:
     )
 
 
+# A body sent without a media type, or as bytes, is taken for what the call expects.
+_PDF_TYPES = ("application/pdf", "application/octet-stream", "")
+
+
+def pdf_body() -> bytes:
+    """The request body, sent as a PDF (``application/pdf``); another media type is 415."""
+    if request.mimetype not in _PDF_TYPES:
+        raise UnsupportedMediaType(f"send the PDF as application/pdf, not {request.mimetype}")
+    data = request.get_data()
+    assert isinstance(data, bytes)
+    return data
+
+
 def json_body() -> dict[str, Any]:
+    """The request body, a JSON object (``application/json``, ``*/*+json``); another media
+    type is 415, a body that is not one JSON object ``invalid_json``."""
     if request.mimetype not in ("application/json", "") and not request.mimetype.endswith("+json"):
-        raise InvalidJson(f"send the body as application/json, not {request.mimetype}")
+        raise UnsupportedMediaType(f"send the body as application/json, not {request.mimetype}")
     body = parse_json_strict(request.get_data())
     if not isinstance(body, dict):
         raise InvalidJson("the body must be a JSON object")

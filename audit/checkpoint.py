@@ -11,6 +11,13 @@ every worker and host that notices the same boundary makes the *same* checkpoint
 the ``checkpoints`` primary key stores once), every ``checkpoint_seconds`` if the log
 grew, and on demand. :class:`Checkpointer` runs that schedule in a daemon thread of each
 serving process; an append that completes a multiple wakes it at once.
+
+An auditor who asks for the checkpoint gets one of the log's size then
+(:meth:`Checkpointer.current`), made on demand at most once per ``on_demand_seconds``
+(each costs a signature and a timestamp); within that window the latest one is answered
+with how old it is and how many entries it does not cover. An export ends with a
+checkpoint of its last entry (:meth:`Checkpointer.closing`), so that an edit of the
+newest entries cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import base64
 import hashlib
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +35,7 @@ from asn1crypto import pem
 from kyso.audit.checkpoint_format import checkpoint_body
 from kyso.audit.entry import format_time
 from kyso.audit.store import AuditLog, TreeState
-from kyso.errors import ConfigError, KysoError, TsaUnavailable
+from kyso.errors import ConfigError, KysoError, NotFound, TsaUnavailable
 from kyso.keystore.base import SigningKey
 
 if TYPE_CHECKING:
@@ -74,6 +82,21 @@ def make_checkpoint(
     }
 
 
+@dataclass(frozen=True)
+class CurrentCheckpoint:
+    """The checkpoint answered for "the log now": ``document`` (as stored), the log's size
+    when asked, and the seconds since the checkpoint was stored."""
+
+    document: dict[str, Any]
+    log_size: int
+    age_seconds: float
+
+    @property
+    def behind(self) -> int:
+        """How many entries of the log the checkpoint does not cover (0: it is current)."""
+        return self.log_size - int(self.document["tree_size"])
+
+
 class Checkpointer:
     """Makes and stores the checkpoints of one log, now or on its schedule."""
 
@@ -107,6 +130,38 @@ class Checkpointer:
         document = make_checkpoint(state, self.origin, self.key, self.timestamper, self.certificate)
         created = datetime.now(UTC)
         return self.audit.add_checkpoint(document, created)
+
+    def current(self, on_demand_seconds: float, now: datetime | None = None) -> CurrentCheckpoint:
+        """A checkpoint of the log's size now, made on demand unless the latest checkpoint
+        is current already or was stored less than ``on_demand_seconds`` ago (then that
+        one, with the entries it does not cover; so too when the TSA or the log key cannot
+        make one now). The window is read from the database, so it holds across workers
+        and hosts. ``NotFound`` while the log is empty.
+        """
+        size = self.audit.size()
+        if size == 0:
+            raise NotFound("the log is empty: there is nothing to checkpoint yet")
+        now = now or datetime.now(UTC)
+        mark = self.audit.latest_checkpoint_mark()
+        stored = None if mark is None else self.audit.checkpoint(mark[0])
+        if mark is None or stored is None:
+            return CurrentCheckpoint(self.checkpoint(size), size, 0.0)
+        latest = CurrentCheckpoint(stored, max(size, mark[0]), max(0.0, (now - mark[1]).total_seconds()))
+        if latest.behind == 0 or latest.age_seconds < on_demand_seconds:
+            return latest
+        try:
+            return CurrentCheckpoint(self.checkpoint(size), size, 0.0)
+        except KysoError as exc:  # the TSA or the log key is down: the latest, saying so
+            log.warning("could not make an audit checkpoint on demand: %s", exc.detail)
+            return latest
+
+    def closing(self) -> int:
+        """Make sure a checkpoint covers the log's last entry now; return that tree size
+        (what an export exports, so that it ends with this checkpoint)."""
+        size = self.audit.size()
+        if size > 0:
+            self.checkpoint(size)
+        return size
 
     def due(self, now: datetime | None = None) -> int | None:
         """The tree size a scheduled checkpoint is due at, or None.

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from kyso.audit.entry import GENESIS_PREV_HASH
 from kyso.audit.merkle import (
@@ -29,7 +29,9 @@ from kyso.audit.rows import (
     ConsistencyProof,
     DueRecord,
     InclusionProof,
+    ListedRecord,
     LoggedEntry,
+    RecordFilter,
     RecordSignature,
     Registration,
     TreeState,
@@ -162,15 +164,16 @@ class LogReader:
             )
             return [LoggedEntry.from_json(json.loads(r.canonical)) for r in rows]
 
-    def export_lines(self, batch: int = 1000) -> Iterator[bytes]:
+    def export_lines(self, batch: int = 1000, size: int | None = None) -> Iterator[bytes]:
         """The log as JSON Lines: entries (the exact hashed bytes), then checkpoints.
 
-        The export is the log as it stood when it began: the entries below the size read
-        then, and the checkpoints of at most that size. Entries and checkpoints written
+        The export is the log as it stood when it began (or at ``size``, the tree size a
+        checkpoint was just made at, so that the export ends with it): the entries below
+        that size, and the checkpoints of at most that size. Entries and checkpoints written
         while it streams are left for the next export; a checkpoint beyond the exported
         entries would otherwise say that they were cut off.
         """
-        size = self.size()
+        size = self.size() if size is None else size
         after = -1
         while after + 1 < size:
             with self.db.reader.connect() as conn:
@@ -216,21 +219,37 @@ class LogReader:
                 for r in rows
             ]
 
-    def records_due(self, before: datetime, limit: int = 1000) -> list[DueRecord]:
+    def records(self, which: RecordFilter, limit: int = 100) -> list[ListedRecord]:
+        """Records by their newest signature, newest first: at most ``limit`` of ``which``."""
+        query = (
+            _newest_signatures(which, pdf_only=False)
+            .order_by(signatures.c.audit_seq.desc())
+            .limit(limit)
+        )
+        with self.db.reader.connect() as conn:
+            return [
+                ListedRecord(
+                    record_id=r.record_id,
+                    audit_seq=r.audit_seq,
+                    time=r.time,
+                    key=r.key,
+                    level=r.level,
+                    signature_sha256=r.signature_sha256,
+                    extend_before=r.extend_before,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def records_due(
+        self, before: datetime, limit: int = 1000, which: RecordFilter | None = None
+    ) -> list[DueRecord]:
         """Records whose newest signed PDF must be extended before ``before``, soonest first.
 
         Only the newest registered PDF of each record counts: it is the one an archive keeps
         (each signature or extension returns a new file holding everything before it).
         """
-        newest = (
-            select(signatures.c.record_id, func.max(signatures.c.audit_seq).label("seq"))
-            .where(signatures.c.kind == "pdf", signatures.c.record_id.is_not(None))
-            .group_by(signatures.c.record_id)
-            .subquery()
-        )
         query = (
-            select(signatures)
-            .join(newest, signatures.c.audit_seq == newest.c.seq)
+            _newest_signatures(which or RecordFilter(), pdf_only=True)
             .where(signatures.c.extend_before < iso_seconds(before))
             .order_by(signatures.c.extend_before, signatures.c.audit_seq)
             .limit(limit)
@@ -256,6 +275,26 @@ class LogReader:
                 )
             ).first()
         return None if r is None else Registration(r.audit_seq, r.record_id)
+
+
+def _newest_signatures(which: RecordFilter, pdf_only: bool) -> Select[Any]:
+    """The newest signature of each record (of its PDFs, if ``pdf_only``) that ``which`` holds."""
+    grouped = select(signatures.c.record_id, func.max(signatures.c.audit_seq).label("seq")).where(
+        signatures.c.record_id.is_not(None)
+    )
+    if pdf_only:
+        grouped = grouped.where(signatures.c.kind == "pdf")
+    if which.record_id_prefix:
+        grouped = grouped.where(signatures.c.record_id.startswith(which.record_id_prefix, autoescape=True))
+    newest = grouped.group_by(signatures.c.record_id).subquery()
+    query = select(signatures).join(newest, signatures.c.audit_seq == newest.c.seq)
+    if which.since is not None:
+        query = query.where(signatures.c.time >= which.since)
+    if which.until is not None:
+        query = query.where(signatures.c.time < which.until)
+    if which.before_seq is not None:
+        query = query.where(signatures.c.audit_seq < which.before_seq)
+    return query
 
 
 def _size(conn: Connection) -> int:

@@ -122,6 +122,31 @@ class DueRecord(Row):
 
 
 @dataclass(frozen=True, eq=False)
+class ListedRecord(Row):
+    """A record as ``GET /api/v1/records`` lists it: its newest signature."""
+
+    record_id: str
+    audit_seq: int
+    time: str
+    key: str | None
+    level: str
+    signature_sha256: str
+    extend_before: str | None
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """Which records a listing holds: ``record_id_prefix``, the newest signature's time in
+    ``[since, until)`` (entry time format), newest signature below ``before_seq`` (a page's
+    cursor)."""
+
+    record_id_prefix: str | None = None
+    since: str | None = None
+    until: str | None = None
+    before_seq: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class Registration(Row):
     """Where a signed output was registered: the ``registered`` member of a report (SPEC 5)."""
 

@@ -24,11 +24,17 @@ def audit() -> None:
 @click.argument("outfile", type=click.File("wb"), default="-")
 @click.pass_context
 def audit_export(ctx: click.Context, outfile) -> None:
-    """Write the whole log as JSON Lines (entries, then checkpoints)."""
+    """Write the whole log as JSON Lines (entries, then checkpoints). The last checkpoint
+    covers the last entry: one is made if needed (it needs the log key and a TSA)."""
+    from kyso.audit.checkpoint import checkpointer_for
+
     kyso = service_of(ctx)
     try:
+        checkpointer = checkpointer_for(kyso)
+        checkpointer.closing()  # a log key or TSA that cannot sign: refused before any entry
         kyso.record_access("cli", "audit.export")
-        for line in kyso.audit.export_lines():
+        size = checkpointer.closing()  # covers the export's own entry
+        for line in kyso.audit.export_lines(size=size):
             outfile.write(line)
     finally:
         kyso.close()

@@ -55,7 +55,7 @@ def test_the_audit_log_answers_in_its_models(service: Service) -> None:
     made = service.client.post("/api/v1/audit/checkpoint", headers=admin)
     assert made.status_code == 201
     checkpoint = check(answers.Checkpoint, made.json)
-    check(answers.Checkpoint, service.client.get("/api/v1/audit/checkpoint", headers=admin).json)
+    check(answers.CurrentCheckpoint, service.client.get("/api/v1/audit/checkpoint", headers=admin).json)
     entries = service.client.get("/api/v1/audit/entries?limit=5", headers=admin).json
     assert check(answers.AuditEntries, entries).next == 4
     size = checkpoint.tree_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from support import Service
@@ -10,8 +11,10 @@ from support import Service
 from kyso.audit.merkle import verify_consistency, verify_inclusion
 from kyso.audit.offline.checkpoint_verify import CHECKPOINT_FIELDS
 from kyso.audit.offline.verify import verify_export
+from kyso.config import AuditConfig
 from kyso.formats import canonical_json
 from kyso.keystore.software import load_certificates
+from kyso.signer.timestamp.client import TimestampClient, http_source
 
 PROOF = "/api/v1/audit/proof"
 
@@ -30,10 +33,46 @@ def make_checkpoint(service: Service) -> dict:
     return resp.json
 
 
-def test_there_is_no_checkpoint_before_the_first(new_service) -> None:
-    service = new_service()  # the module's service may hold the checkpoints of other tests
+def ask_checkpoint(service: Service):
     resp = service.client.get("/api/v1/audit/checkpoint", headers=service.auth("auditor"))
-    assert resp.status_code == 404 and resp.json["code"] == "not_found"
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp
+
+
+def test_the_checkpoint_asked_for_covers_the_log_as_it_is_now(new_service) -> None:
+    service = new_service(audit=AuditConfig(on_demand_seconds=0))
+    assert service.kyso.audit.latest_checkpoint() is None
+    first = ask_checkpoint(service)
+    assert first.json["tree_size"] == service.kyso.audit.size() == first.json["log_size"]
+    assert first.json["behind"] == 0 and first.headers["Kyso-Checkpoint-Behind"] == "0"
+    service.kyso.record_access("test", "record.read", record_id="r-1")
+    second = ask_checkpoint(service)
+    assert second.json["tree_size"] == first.json["tree_size"] + 1 and second.json["behind"] == 0
+    stored = service.kyso.audit.latest_checkpoint()
+    assert stored == {k: v for k, v in second.json.items() if k in CHECKPOINT_FIELDS}
+
+
+def test_within_the_window_the_latest_checkpoint_says_what_it_does_not_cover(new_service) -> None:
+    service = new_service(audit=AuditConfig(on_demand_seconds=3600))
+    made = ask_checkpoint(service).json  # none yet: one is made whatever the window
+    for n in range(2):
+        service.kyso.record_access("test", "record.read", record_id=f"r-{n}")
+    again = ask_checkpoint(service)
+    assert again.json["tree_size"] == made["tree_size"] and again.json["behind"] == 2
+    assert again.json["log_size"] == made["tree_size"] + 2
+    assert again.headers["Kyso-Checkpoint-Behind"] == "2"
+    assert int(again.headers["Kyso-Checkpoint-Age"]) >= 0
+
+
+def test_an_export_ends_with_a_checkpoint_of_its_last_entry(service: Service, root_pem) -> None:
+    service.kyso.record_access("test", "record.read", record_id="after-the-checkpoints")
+    resp = service.client.get("/api/v1/audit/export", headers=service.auth("auditor"))
+    values = [json.loads(line) for line in resp.get_data().splitlines()]
+    entries = [v for v in values if "seq" in v]
+    assert entries[-1]["action"] == "audit.export"
+    assert values[-1]["tree_size"] == len(entries) == entries[-1]["seq"] + 1
+    report = verify_export(resp.get_data().splitlines(keepends=True), trust=load_certificates(root_pem))
+    assert report.ok, report.problem
 
 
 def test_an_admin_makes_a_checkpoint_that_covers_its_own_request(service: Service) -> None:
@@ -45,7 +84,7 @@ def test_an_admin_makes_a_checkpoint_that_covers_its_own_request(service: Servic
     assert (last["action"], last["actor"], last["outcome"]) == ("audit.checkpoint", "admin", "ok")
     assert checkpoint["chain_head"] == hashlib.sha256(b"\x00" + canonical_json(last)).hexdigest()
     latest = service.client.get("/api/v1/audit/checkpoint", headers=service.auth("auditor"))
-    assert latest.status_code == 200 and latest.json == checkpoint
+    assert latest.status_code == 200 and latest.json == {**checkpoint, "log_size": size, "behind": 0}
 
 
 def test_only_an_admin_may_make_one_and_a_his_may_not_read_one(service: Service) -> None:
@@ -135,3 +174,30 @@ def test_the_exported_log_with_its_checkpoints_verifies_offline(service: Service
     report = verify_export(lines, trust=load_certificates(root_pem))
     assert report.ok, report.problem
     assert report.checkpoints_checked >= 1 and report.signed_by
+
+
+def unreachable_tsa(service: Service) -> None:
+    """The checkpointer of ``service`` times stamps with a TSA nobody listens at."""
+    checkpointer = service.client.application.extensions["kyso.checkpointer"]
+    checkpointer.timestamper = TimestampClient([http_source("http://127.0.0.1:9/tsr", 2.0)])
+
+
+def test_an_export_that_cannot_end_with_a_checkpoint_is_refused_and_no_export_is_logged(
+    new_service,
+) -> None:
+    service = new_service()
+    before = service.kyso.audit.size()
+    unreachable_tsa(service)
+    resp = service.client.get("/api/v1/audit/export", headers=service.auth("auditor"))
+    assert (resp.status_code, resp.json["code"]) == (503, "tsa_unavailable")
+    entries = service.kyso.audit.entries(after=before - 1)
+    assert [(e["action"], e["outcome"]) for e in entries] == [("audit.export", "error")]
+
+
+def test_without_a_tsa_the_latest_checkpoint_is_answered_with_what_it_misses(new_service) -> None:
+    service = new_service(audit=AuditConfig(on_demand_seconds=0))
+    made = ask_checkpoint(service).json
+    service.kyso.record_access("test", "record.read", record_id="r-1")
+    unreachable_tsa(service)
+    latest = ask_checkpoint(service)
+    assert latest.json["tree_size"] == made["tree_size"] and latest.json["behind"] == 1

@@ -147,8 +147,8 @@ def test_hostile_xml_gets_400_invalid_xml_and_nothing_is_signed(xml_service: Ser
     after = sign_xml_entries(xml_service)
     new = after[len(before):]
     assert [(e["outcome"], e["detail"]["code"]) for e in new] == [("error", "invalid_xml")]
-    rows = xml_service.client.get(f"/api/v1/records/hostile/{name}", headers=xml_service.auth()).json
-    assert rows["signatures"] == []
+    rows = xml_service.client.get(f"/api/v1/records/hostile/{name}", headers=xml_service.auth())
+    assert (rows.status_code, rows.json["code"]) == (404, "not_found")
     verified = xml_service.client.post(
         "/api/v1/verify/xml", data=HOSTILE_XML[name], headers={**xml_service.auth(), "Content-Type": "application/xml"}
     )

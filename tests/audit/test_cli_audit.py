@@ -83,9 +83,11 @@ def test_the_export_verifies_with_the_kept_checkpoint_and_the_dev_root(run, kept
         "--quiet",
     )
     assert code == 0, out
-    # Nine entries with the export's own; the kept checkpoint is also in the export.
-    assert "OK: 9 entries, 2 checkpoint(s) verified" in out
-    assert "checkpoints signed by: " in out and "note: entries seq 5 to 8 come after" in out
+    # Nine entries with the export's own; the kept checkpoint is also in the export, with
+    # the one the export made before its entry (that the TSA signs: else nothing is
+    # written) and the one of its last entry it ends with: no entry comes after them all.
+    assert "OK: 9 entries, 4 checkpoint(s) verified" in out
+    assert "checkpoints signed by: " in out and "come after" not in out
 
 
 def test_without_trust_the_verifier_says_whose_signature_it_could_not_check(run, kept):
@@ -136,11 +138,32 @@ def test_a_reserialized_export_verifies_with_a_note_and_a_changed_one_fails(
     code, out = run("audit", "verify", str(again), *args)
     assert code == 0, out
     assert "note: 9 entry lines (the first: seq 0) are not the canonical RFC 8785 bytes" in out
-    assert "OK: 9 entries, 2 checkpoint(s) verified" in out
+    assert "OK: 9 entries, 4 checkpoint(s) verified" in out
     values[2]["actor"] = "intruder"
     again.write_text("".join(json.dumps(v) + "\n" for v in values))
     code, out = run("audit", "verify", str(again), *args)
     assert code == 1 and "\nFAILED: entry seq 2: " in out, out
+
+
+def test_the_export_ends_with_a_checkpoint_of_its_last_entry(kept):
+    lines = [json.loads(line) for line in kept["export"].read_bytes().splitlines()]
+    entries = [v for v in lines if "seq" in v]
+    assert entries[-1]["action"] == "audit.export" and lines[-1]["tree_size"] == len(entries)
+
+
+@pytest.mark.parametrize("member", ["actor", "detail"])
+def test_an_edit_of_the_newest_entries_fails_against_the_export_s_own_checkpoint(
+    run, kept, tmp_path, member
+):
+    """The newest entries have no later entry whose prev_hash would give an edit away: the
+    checkpoint the export ends with does."""
+    lines = [json.loads(line) for line in kept["export"].read_bytes().splitlines()]
+    last = max(i for i, v in enumerate(lines) if "seq" in v)
+    lines[last][member] = "intruder" if member == "actor" else {"edited": True}
+    edited = tmp_path / f"edited-{member}.jsonl"
+    edited.write_bytes(b"".join(canonical_json(v) + b"\n" for v in lines))
+    code, out = run("audit", "verify", str(edited), "--quiet")
+    assert code == 1 and "FAILED: " in out, out
 
 
 def test_a_rewritten_and_rehashed_log_fails_against_the_kept_checkpoint(run, kept, tmp_path):
@@ -171,7 +194,8 @@ def test_unreadable_input_exits_2(run, kept, tmp_path):
 
 def test_latest_prints_the_stored_checkpoint(run, kept):
     code, out = run("audit", "checkpoint", "--latest")
-    assert code == 0 and json.loads(out) == json.loads(kept["checkpoint"].read_text())
+    # The latest is the one the export ended with.
+    assert code == 0 and json.loads(out) == json.loads(kept["export"].read_bytes().splitlines()[-1])
 
 
 def test_db_upgrade_runs_the_migrations_on_postgresql_and_hides_the_password(tmp_path, pg_url):

@@ -204,6 +204,32 @@ def test_checkpoints_are_due_every_n_entries_and_after_t_seconds(open_kyso):
     assert checkpointer.due() == 15
 
 
+def test_the_current_checkpoint_is_made_on_demand_at_most_once_a_window(open_kyso):
+    kyso = open_kyso(checkpoint_every=1000, checkpoint_seconds=3600)
+    checkpointer = checkpointer_for(kyso)
+    with pytest.raises(NotFound):
+        checkpointer.current(10)  # an empty log: nothing to checkpoint
+    append(kyso, 3)
+    first = checkpointer.current(10)
+    assert (first.document["tree_size"], first.behind, first.age_seconds) == (3, 0, 0.0)
+    append(kyso, 2)
+    within = checkpointer.current(10)
+    assert (within.document, within.log_size, within.behind) == (first.document, 5, 2)
+    later = datetime.now(UTC) + timedelta(seconds=11)
+    after = checkpointer.current(10, now=later)
+    assert (after.document["tree_size"], after.behind) == (5, 0)
+
+
+def test_closing_makes_a_checkpoint_of_the_last_entry_once(open_kyso):
+    kyso = open_kyso(checkpoint_every=1000, checkpoint_seconds=3600)
+    checkpointer = checkpointer_for(kyso)
+    append(kyso, 4)
+    assert checkpointer.closing() == 4 and checkpointer.closing() == 4
+    assert kyso.audit.latest_checkpoint_mark()[0] == 4
+    lines = list(kyso.audit.export_lines(size=4))
+    assert b'"tree_size":4' in lines[-1] and len(lines) == 5
+
+
 def test_the_scheduler_thread_checkpoints_when_an_append_reaches_a_multiple(open_kyso):
     kyso = open_kyso(checkpoint_every=4, checkpoint_seconds=3600)
     checkpointer = checkpointer_for(kyso)
