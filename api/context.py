@@ -11,14 +11,25 @@ reached only through :func:`current`.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 
-from flask import g
+from flask import g, request
 
 from kyso.db.clients import Client
 from kyso.service import Actor
 
 _NAME = "kyso_context"
+REQUEST_ID_HEADER = "X-Request-Id"
+_MAX_REQUEST_ID = 128
+
+
+def request_id_of(offered: str | None) -> str:
+    """The caller's request id when it is sane (1 to 128 printable ASCII characters, so
+    that it cannot forge a log line or a header), else a new one."""
+    if offered and len(offered) <= _MAX_REQUEST_ID and all(" " <= c <= "~" for c in offered):
+        return offered
+    return uuid.uuid4().hex
 
 
 @dataclass
@@ -35,6 +46,7 @@ class RequestContext:
     """One API call: who, which audited action, and what its answer should count."""
 
     started: float = field(default_factory=time.perf_counter)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # X-Request-Id, logs
     action: str | None = None  # the audit action; None: a failure writes no entry
     client: Client | None = None  # once authenticated
     audit: AuditFields = field(default_factory=AuditFields)
@@ -57,9 +69,14 @@ class RequestContext:
 
 def begin() -> RequestContext:
     """Start the context of the current request (``before_request``)."""
-    context = RequestContext()
+    context = RequestContext(request_id=request_id_of(request.headers.get(REQUEST_ID_HEADER)))
     setattr(g, _NAME, context)
     return context
+
+
+def existing() -> RequestContext | None:
+    """The current request's context if it has begun (for log lines, which make none)."""
+    return g.get(_NAME)
 
 
 def current() -> RequestContext:
