@@ -50,7 +50,6 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     """Serve the HTTP API (gunicorn; each worker opens its own keys and tokens)."""
     from kyso.cli.devsetup import ensure_dev_clients
     from kyso.cli.gunicorn import run
-
     from kyso.logs import configure
 
     configure()  # every line from here on is a JSON object (README: Observability)

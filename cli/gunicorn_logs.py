@@ -7,7 +7,6 @@ string, status, duration and client address; never a header or a body.
 
 from __future__ import annotations
 
-
 from gunicorn.glogging import Logger
 
 from kyso.logs import JsonFormatter
