@@ -12,12 +12,25 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 # The attributes of a LogRecord that a line names itself (the rest are a caller's extras).
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
-ACCESS_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "remote")
+MAX_REQUEST_ID = 128
+
+
+def sane_request_id(offered: str | None) -> bool:
+    """Whether a caller's X-Request-Id may be kept: 1 to 128 printable ASCII characters,
+    so that it can forge no log line and no header."""
+    if not offered or len(offered) > MAX_REQUEST_ID:
+        return False
+    return all(" " <= c <= "~" for c in offered)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
 
 
 def _request_id() -> str | None:

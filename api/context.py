@@ -11,25 +11,21 @@ reached only through :func:`current`.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from flask import g, request
 
 from kyso.db.clients import Client
+from kyso.logs import new_request_id, sane_request_id
 from kyso.service import Actor
 
 _NAME = "kyso_context"
 REQUEST_ID_HEADER = "X-Request-Id"
-_MAX_REQUEST_ID = 128
 
 
 def request_id_of(offered: str | None) -> str:
-    """The caller's request id when it is sane (1 to 128 printable ASCII characters, so
-    that it cannot forge a log line or a header), else a new one."""
-    if offered and len(offered) <= _MAX_REQUEST_ID and all(" " <= c <= "~" for c in offered):
-        return offered
-    return uuid.uuid4().hex
+    """The caller's request id when it is sane (:func:`kyso.logs.sane_request_id`), else a new one."""
+    return offered if offered is not None and sane_request_id(offered) else new_request_id()
 
 
 @dataclass
@@ -46,11 +42,12 @@ class RequestContext:
     """One API call: who, which audited action, and what its answer should count."""
 
     started: float = field(default_factory=time.perf_counter)
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # X-Request-Id, logs
+    request_id: str = field(default_factory=new_request_id)  # X-Request-Id, logs
     action: str | None = None  # the audit action; None: a failure writes no entry
     client: Client | None = None  # once authenticated
     audit: AuditFields = field(default_factory=AuditFields)
     signature_labels: tuple[str, str, str] | None = None  # (kind, key, level) for /metrics
+    error_code: str | None = None  # the code of the problem answered, if one was
     replayed: bool = False  # the answer is an Idempotency-Key replay: nothing was signed
     failure_recorded: bool = False
 
