@@ -65,3 +65,26 @@ def test_the_checkpoint_gauges_say_how_old_the_latest_checkpoint_is_and_what_it_
     assert sample(text, "kyso_audit_entries") == size
     assert sample(text, "kyso_audit_checkpoint_entries") == size
     assert 0 <= sample(text, "kyso_audit_checkpoint_age_seconds") < 60
+
+
+def test_a_signature_refused_for_an_unavailable_token_marks_its_key_failing(
+    new_service: Callable[..., Service], monkeypatch
+) -> None:
+    service = new_service()
+    key = service.kyso.keystore.get("lab-seal")
+
+    def unplugged(data: bytes, scheme: object) -> bytes:
+        raise TokenUnavailable("the token is not plugged in")
+
+    def sign() -> int:
+        body = {"key": "lab-seal", "payload": {"a": 1}, "level": "B-B"}
+        return service.client.post("/api/v1/sign/json", json=body, headers=service.auth()).status_code
+
+    monkeypatch.setattr(key, "sign", unplugged)
+    assert sign() == 503
+    text = service.client.get("/metrics").get_data(as_text=True)
+    assert sample(text, "kyso_key_up", '{alias="lab-seal"}') == 0
+    monkeypatch.undo()
+    assert sign() == 200
+    text = service.client.get("/metrics").get_data(as_text=True)
+    assert sample(text, "kyso_key_up", '{alias="lab-seal"}') == 1
