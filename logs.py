@@ -80,3 +80,4 @@ def configure(level: int = logging.INFO) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per migration step at start
+    logging.captureWarnings(True)  # Python warnings too, as "py.warnings" lines, not raw text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -92,6 +93,14 @@ def test_every_log_line_is_json_and_names_the_request_its_answer_names(tmp_path:
         assert "record_id" not in json.dumps(line) and line["duration_ms"] >= 0
         assert access_line(log, unauthorized)["status"] == 401
         assert access_line(log, "his-7f3a/batch 12")["path"] == "/healthz"
+        # The front's own refusals (nothing reached the app) name a request id too.
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400") and re.search(rb"(?im)^x-request-id: [0-9a-f]{32}\r$", answer)
 
 
 def test_tsa_key_and_audit_metrics_after_a_signature_and_no_secret_in_any_log_line(tmp_path: Path) -> None:
