@@ -4,8 +4,10 @@ One :class:`RequestContext` is made per request (:func:`begin`), filled by
 :func:`kyso.api.auth.endpoint` (the audit action, the authenticated client), handed to
 the view as its first argument, and read back in one place each by the error handler
 (:func:`kyso.api.problems.audit_failure`: which entry to write for a refused call) and
-the metrics (:mod:`kyso.api.metrics`). It lives in ``flask.g`` under one name and is
-reached only through :func:`current`.
+the metrics (:mod:`kyso.api.metrics`); its ``request_id`` (the caller's ``X-Request-Id``
+when sane) is sent back on every answer (:mod:`kyso.api.headers`) and put on every log
+line written during the request (:mod:`kyso.logs`, through :func:`existing`). It lives in
+``flask.g`` under one name and is reached only through :func:`current` and :func:`existing`.
 """
 
 from __future__ import annotations
