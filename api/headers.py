@@ -26,6 +26,7 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 
+from kyso.api import context
 from kyso.config import MetricsConfig
 from kyso.errors import ConfigError, Forbidden, Unauthorized
 
@@ -59,6 +60,8 @@ def install(app: Flask) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")
+        # Every answer, problems and 404s included, names its request as the logs do.
+        headers[context.REQUEST_ID_HEADER] = context.current().request_id
         return response
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
+from kyso.api.metrics import key_health
 from kyso.errors import KysoError
 
 bp = Blueprint("health", __name__)
@@ -31,6 +32,7 @@ def readyz():
             checks[f"key:{alias}"] = "ok"
         except KysoError as exc:
             checks[f"key:{alias}"] = f"failing: {exc.code}"
+        key_health(alias, checks[f"key:{alias}"] == "ok")
     checks["tsa"] = "ok" if kyso.timestamper is not None else "failing: no timestamp authority configured"
     failing = sorted(name for name, state in checks.items() if state != "ok")
     body = {"status": "ok" if not failing else "failing", "checks": checks, "failing": failing}

@@ -7,6 +7,7 @@ never arguments: PINs and passphrases come from the environment, files, or a pro
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -49,7 +50,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     """Serve the HTTP API (gunicorn; each worker opens its own keys and tokens)."""
     from kyso.cli.devsetup import ensure_dev_clients
     from kyso.cli.gunicorn import run
+    from kyso.logs import configure
 
+    configure()  # every line from here on is a JSON object (README: Observability)
+    log = logging.getLogger("kyso.serve")
     config = config_of(ctx)
     kyso = service_of(ctx)  # schema and first-start state, once, before any worker forks
     try:
@@ -57,12 +61,12 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
         existing = config.data_dir / "dev-api-keys.txt"
     finally:
         kyso.close()
-    click.echo(f"kyso: database {config.db_url}")
+    log.info(f"kyso: database {config.db_url}")
     if keys_file is not None:
-        click.echo(f"kyso: first start: created dev clients dev-his and dev-auditor; API keys in {keys_file}")
+        log.info(f"kyso: first start: created dev clients dev-his and dev-auditor; API keys in {keys_file}")
     elif config.dev_pki and existing.exists():
-        click.echo(f"kyso: dev API keys are in {existing}")
-    click.echo(f"kyso: listening on http://{host}:{port} ({workers} worker(s))")
+        log.info(f"kyso: dev API keys are in {existing}")
+    log.info(f"kyso: listening on http://{host}:{port} ({workers} worker(s))")
     if config.dev_pki:
         _warn_of_dev_pki_urls(config.pki_dir, host, port)
     sys.exit(run(config, ctx.obj["config_path"], host, port, workers, threads))
@@ -78,7 +82,7 @@ def _warn_of_dev_pki_urls(pki_dir: Path, host: str, port: int) -> None:
         "127.0.0.1", "0.0.0.0", "localhost") else {f"http://{host}:{port}"}  # fmt: skip
     if published is None or published in reachable:
         return
-    click.echo(
+    logging.getLogger("kyso.serve").info(
         f"kyso: note: the dev PKI's certificates send validators to {published}/pki for CRLs and "
         f"OCSP, which is not this server; kyso checks revocation itself, but pdfsig and other "
         f"validators will report an unknown revocation status. To match, run "

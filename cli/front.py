@@ -30,6 +30,7 @@ import h11
 
 from kyso.cli.spool import Spool
 from kyso.config import ServerConfig
+from kyso.logs import new_request_id, sane_request_id
 
 log = logging.getLogger("kyso.front")
 
@@ -60,7 +61,8 @@ def _problem(status: int, code: str, detail: str) -> tuple[h11.Response, bytes]:
     body = json.dumps({"type": f"https://kyso.invalid/problems/{code}", "title": titles[status],
                        "status": status, "detail": detail, "code": code}).encode()  # fmt: skip
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
-               (b"x-content-type-options", b"nosniff"), (b"connection", b"close")]  # fmt: skip
+               (b"x-content-type-options", b"nosniff"), (b"connection", b"close"),
+               (b"x-request-id", new_request_id().encode())]  # fmt: skip
     return h11.Response(status_code=status, headers=headers), body
 
 
@@ -199,7 +201,8 @@ class ClientConnection:
     ) -> None:  # fmt: skip
         """Send the request to a worker, and spool its answer (the head into ``head``)."""
         up = h11.Connection(h11.CLIENT)
-        headers = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in request.headers.raw_items()
+                   if k.lower() not in _HOP_BY_HOP and (k.lower() != b"x-request-id" or _sane_id(v))]  # fmt: skip
         if not any(k.lower() == b"host" for k, _ in headers):
             headers.append((b"host", b"kyso"))
         headers += [(b"content-length", str(length).encode()), (b"connection", b"close")]
@@ -326,6 +329,11 @@ class ClientConnection:
         family = "TCP4" if ip.version == 4 else "TCP6"
         local = "127.0.0.1" if ip.version == 4 else "::1"
         return f"PROXY {family} {ip} {local} 0 0\r\n".encode()
+
+
+def _sane_id(value: bytes) -> bool:
+    """An X-Request-Id the app may keep; any other is not passed on (the app makes a new one)."""
+    return value.isascii() and sane_request_id(value.decode("ascii"))
 
 
 def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -31,6 +31,7 @@ from gunicorn.app.base import BaseApplication
 
 from kyso.cli.front import FrontSettings, serve
 from kyso.config import Config
+from kyso.logs import configure as configure_logging
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 PR_SET_PDEATHSIG = 1
@@ -57,6 +58,7 @@ def run(
     config: Config, config_path: str | None, host: str, port: int, workers: int, threads: int
 ) -> int:
     """Serve until SIGTERM or SIGINT; the exit status."""
+    configure_logging()  # JSON lines, here and in the processes forked below
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.create_server(
         (host, port), family=family, backlog=1024
@@ -91,8 +93,7 @@ def _run_master(config_path: str | None, upstream: str, workers: int, threads: i
         "timeout": 120,
         "graceful_timeout": 30,
         "accesslog": "-",
-        # Query strings can hold record ids; never secrets (those are headers or bodies).
-        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+        "logger_class": "kyso.cli.gunicorn_logs.JsonLogger",  # JSON lines, path without query
         "preload_app": False,
         # Several kyso servers on one host must not share gunicorn's control socket.
         "control_socket_disable": True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -202,16 +203,22 @@ class TimestampClient(TimeStamper):
 
     def timestamp(self, digest: bytes) -> cms.ContentInfo:
         """A checked RFC 3161 token over a SHA-256 ``digest``."""
+        from kyso.signer.timestamp import metrics  # at first use: see its docstring
+
         problems = []
         for source in self.sources:
             nonce = secrets.randbits(63) | (1 << 62)
             query = make_query(digest, nonce).dump()
+            started = time.perf_counter()
             try:
-                return check_reply(source.respond(query), digest, nonce)
+                token = check_reply(source.respond(query), digest, nonce)
+                metrics.observe(source.name, time.perf_counter() - started, failed=False)
+                return token
             except TokenMismatch as exc:
                 problems.append(f"{source.name}: {exc}")
             except (requests.RequestException, OSError) as exc:
                 problems.append(f"{source.name}: {exc.__class__.__name__}")
+            metrics.observe(source.name, time.perf_counter() - started, failed=True)
             log.warning("timestamp source failed: %s", problems[-1])
             collected = _failures.get()
             if collected is not None:
