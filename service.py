@@ -5,7 +5,7 @@ Each operation checks the key, signs and timestamps in one event loop, and appen
 audit entry in one transaction with the record registry row and, when the caller holds
 one, the fulfilment of its ``Idempotency-Key`` reservation (:mod:`kyso.db.reservations`).
 Key and revocation checks are :class:`~kyso.trust.checks.SignerChecks`; verification is
-:class:`~kyso.verification.Verification`.
+:class:`~kyso.signer.verify.service.Verification`.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ from kyso.signer.timestamp.client import (
     collect_failures,
     http_source,
 )
+from kyso.signer.verify.service import Verification
 from kyso.signer.xml import SignedXml, XmlSignOptions, rsa_scheme_for, sign_xml
 from kyso.trust.checks import SignerChecks
-from kyso.verification import Verification
 
 if TYPE_CHECKING:
     from kyso.sessions.remote.providers import RemoteProviders

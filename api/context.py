@@ -6,7 +6,7 @@ the view as its first argument, and read back in one place each by the error han
 (:func:`kyso.api.problems.audit_failure`: which entry to write for a refused call) and
 the metrics (:mod:`kyso.api.metrics`); its ``request_id`` (the caller's ``X-Request-Id``
 when sane) is sent back on every answer (:mod:`kyso.api.headers`) and put on every log
-line written during the request (:mod:`kyso.logs`, through :func:`existing`). It lives in
+line written during the request (:mod:`kyso.api.logs`, through :func:`existing`). It lives in
 ``flask.g`` under one name and is reached only through :func:`current` and :func:`existing`.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from flask import g, request
 
+from kyso.api.logs import new_request_id, sane_request_id
 from kyso.db.clients import Client
-from kyso.logs import new_request_id, sane_request_id
 from kyso.service import Actor
 
 _NAME = "kyso_context"
@@ -26,7 +26,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def request_id_of(offered: str | None) -> str:
-    """The caller's request id when it is sane (:func:`kyso.logs.sane_request_id`), else a new one."""
+    """The caller's request id when it is sane (:func:`kyso.api.logs.sane_request_id`), else a new one."""
     return offered if offered is not None and sane_request_id(offered) else new_request_id()
 
 

@@ -48,9 +48,9 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the HTTP API (gunicorn; each worker opens its own keys and tokens)."""
+    from kyso.api.logs import configure
     from kyso.cli.devsetup import ensure_dev_clients
     from kyso.cli.gunicorn import run
-    from kyso.logs import configure
 
     configure()  # every line from here on is a JSON object (README: Observability)
     log = logging.getLogger("kyso.serve")

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import h11
 
+from kyso.api.logs import new_request_id, sane_request_id
 from kyso.cli.spool import Spool
 from kyso.config import ServerConfig
-from kyso.logs import new_request_id, sane_request_id
 
 log = logging.getLogger("kyso.front")
 

@@ -29,9 +29,9 @@ from contextlib import contextmanager
 
 from gunicorn.app.base import BaseApplication
 
+from kyso.api.logs import configure as configure_logging
 from kyso.cli.front import FrontSettings, serve
 from kyso.config import Config
-from kyso.logs import configure as configure_logging
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 PR_SET_PDEATHSIG = 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from gunicorn.glogging import Logger
 
-from kyso.logs import JsonFormatter
+from kyso.api.logs import JsonFormatter
 
 
 class JsonLogger(Logger):
-    """gunicorn's logger, writing :class:`kyso.logs.JsonFormatter` lines."""
+    """gunicorn's logger, writing :class:`kyso.api.logs.JsonFormatter` lines."""
 
     def setup(self, cfg) -> None:  # noqa: ANN001
         super().setup(cfg)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from support import Service
 
 from kyso.api import context, create_app
+from kyso.api.logs import JsonFormatter
 from kyso.errors import TokenUnavailable
-from kyso.logs import JsonFormatter
 
 
 def sample(text: str, name: str, labels: str = "") -> float:
