@@ -1,5 +1,6 @@
 """A CSC credential as a key alias, through the API: PDF and JSON signed by
-certomancer-csc-dummy on loopback, accepted by pdfsig, OpenSSL and jwcrypto, with the
+certomancer-csc-dummy on loopback, and XML records, accepted by pdfsig, OpenSSL, jwcrypto and
+xmlsec1, with the
 credential's certificate as the signer; audit checkpoints signed by it; its outage named."""
 
 from __future__ import annotations
@@ -152,3 +153,29 @@ def test_an_unreachable_service_is_503_remote_signer_unavailable_and_readyz_name
     assert keys["remote-seal"] == {"alias": "remote-seal", "kind": "csc", "health": "remote_signer_unavailable"}
     csc.down = False
     assert csc_kyso.client.get("/readyz").json["checks"]["key:remote-seal"] == "ok"
+
+
+@pytest.mark.parametrize(("alias", "profile"), [("remote-seal", "bhyt"), ("remote-lab", "xades")])
+def test_a_csc_key_signs_an_xml_record_that_xmlsec1_accepts(csc_kyso, csc, tmp_path, alias, profile):
+    from support import corpus_xml
+    from verifiers import xmlsec1_verify
+
+    record = next(p for p in corpus_xml() if p.name == "bhyt-giamdinhhs-4750.xml").read_bytes()
+    resp = csc_kyso.client.post(
+        "/api/v1/sign/xml",
+        data=record,
+        query_string={"key": alias, "level": "B-B", "record_id": f"csc-xml/{alias}", "profile": profile},
+        headers={**csc_kyso.auth(), "Content-Type": "application/xml"},
+    )
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    out = tmp_path / "signed.xml"
+    out.write_bytes(resp.get_data())
+    result = xmlsec1_verify(out, csc.root_pem, csc.root_pem)
+    assert result.returncode == 0, result.stderr
+    label = "seal" if alias == "remote-seal" else "seal-ec"
+    from lxml import etree
+
+    first = etree.fromstring(resp.get_data()).find(".//{http://www.w3.org/2000/09/xmldsig#}X509Certificate")
+    embedded = base64.b64decode("".join(first.text.split()))
+    assert embedded == credential_der(csc, label)  # the signer is the credential's certificate
+    assert csc.methods().count("signatures/signHash") == 1
