@@ -43,12 +43,17 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="Worker processes (default: one per CPU core this process may use).")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int | None, threads: int) -> None:
     """Serve the HTTP API (gunicorn; each worker opens its own keys and tokens)."""
+    import os
+
     from kyso.api.logs import configure
+
+    workers = workers or max(1, min(64, len(os.sched_getaffinity(0))))
     from kyso.cli.devsetup import ensure_dev_clients
     from kyso.cli.gunicorn import run
 

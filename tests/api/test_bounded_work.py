@@ -14,7 +14,7 @@ def test_memory_returns_to_its_level_after_each_verification_of_a_many_object_pd
     tmp_path: Path,
 ) -> None:
     pdf = many_objects(150_000)  # 7 MB; before: about 36 MB more in the worker after each call
-    with kyso_serve(tmp_path) as (url, proc, _log):
+    with kyso_serve(tmp_path, "--workers", "1") as (url, proc, _log):  # one worker to measure
         auditor = api_key(tmp_path, "dev-auditor")
         (worker,) = workers_of(proc.pid)
         status, _ = post(url, "/api/v1/verify/pdf", pdf, auditor)
@@ -29,7 +29,7 @@ def test_memory_returns_to_its_level_after_each_verification_of_a_many_object_pd
 
 
 def test_pdfs_over_the_caps_are_refused_quickly_with_the_cap_named(tmp_path: Path) -> None:
-    with kyso_serve(tmp_path) as (url, proc, _log):
+    with kyso_serve(tmp_path, "--workers", "1") as (url, proc, _log):  # one worker to measure
         auditor = api_key(tmp_path, "dev-auditor")
         his = api_key(tmp_path, "dev-his")
         (worker,) = workers_of(proc.pid)
@@ -86,7 +86,7 @@ def test_a_damaged_bomb_is_not_rebuilt_without_repair_and_is_rebuilt_apart_with_
 ) -> None:
     bomb = object_stream_bomb(broken_xref=True)  # 4 kB; rebuilt in the worker: 36 s and 4 GB
     env = config_env(tmp_path, "[limits]\nrepair_memory_bytes = 268435456\nrepair_seconds = 20\n")
-    with kyso_serve(tmp_path, env=env) as (url, proc, _log):
+    with kyso_serve(tmp_path, "--workers", "1", env=env) as (url, proc, _log):
         his = api_key(tmp_path, "dev-his")
         (worker,) = workers_of(proc.pid)
         before = rss_mb(worker)
