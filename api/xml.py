@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from kyso.api import idempotency
+from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint, require_key_grant
 from kyso.api.context import RequestContext
 from kyso.api.language import explained
@@ -42,7 +42,7 @@ def _signed_xml_response(appended: Any, signed: Any) -> Response:
 @endpoint("sign.xml", "his")
 def sign_xml(ctx: RequestContext) -> Response:
     query = parse_query(SignXmlQuery)
-    alias, record_id = query.key, query.record_id
+    alias, record_id = fields.key_alias(query.key), fields.record_id(query.record_id)
     ctx.audit.key, ctx.audit.record_id = alias, record_id
     require_key_grant(ctx, alias)
     options = XmlSignOptions(level=query.level, profile=query.profile)

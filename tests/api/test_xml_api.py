@@ -175,6 +175,9 @@ def test_a_retry_with_the_same_idempotency_key_gets_the_same_bytes_and_no_second
         ({"profile": "pades"}, "giay-chung-sinh.xml", "invalid_request"),
         ({"level": "B-LT"}, "giay-chung-sinh.xml", "invalid_request"),
         ({"key": "nope"}, "giay-chung-sinh.xml", "unknown_key"),
+        # the limits on names every route keeps (kyso.api.fields), as sign/pdf keeps them
+        ({"record_id": "hs/\u200b42"}, "giay-chung-sinh.xml", "invalid_request"),
+        ({"record_id": " hs/42"}, "giay-chung-sinh.xml", "invalid_request"),
     ],
 )
 def test_bad_requests_are_named(xml_service: Service, query: dict, data: str, code: str) -> None:
