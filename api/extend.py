@@ -15,16 +15,14 @@ from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
 from kyso.api.models import ExtendPdfQuery, parse_query
+from kyso.api.sign import signed_file_response
 from kyso.service import sha256_hex
 
 bp = Blueprint("extend", __name__)
 
 
 def _extended_pdf_response(appended: Any, extended: Any) -> Response:
-    resp = Response(extended.pdf, mimetype="application/pdf")
-    resp.headers["Kyso-Audit-Seq"] = str(appended.seq)
-    resp.headers["Kyso-Document-SHA256"] = extended.sha256
-    return resp
+    return signed_file_response(appended, extended.pdf, "application/pdf", extended.sha256)
 
 
 @bp.post("/extend/pdf")

@@ -24,13 +24,20 @@ def _kyso():
     return current_app.extensions["kyso"]
 
 
-def _signed_pdf_response(appended: Any, signed: Any) -> Response:
-    resp = Response(signed.pdf, mimetype="application/pdf")
+def signed_file_response(
+    appended: Any, body: bytes, mimetype: str, sha256: str, repaired: bool = False
+) -> Response:
+    """A signed (or extended) file as returned: its audit seq and the SHA-256 of the bytes."""
+    resp = Response(body, mimetype=mimetype)
     resp.headers["Kyso-Audit-Seq"] = str(appended.seq)
-    resp.headers["Kyso-Document-SHA256"] = signed.sha256
-    if signed.repaired:
+    resp.headers["Kyso-Document-SHA256"] = sha256
+    if repaired:
         resp.headers["Kyso-Repaired"] = "true"
     return resp
+
+
+def _signed_pdf_response(appended: Any, signed: Any) -> Response:
+    return signed_file_response(appended, signed.pdf, "application/pdf", signed.sha256, signed.repaired)
 
 
 @bp.post("/sign/pdf")

@@ -12,6 +12,7 @@ from kyso.api.auth import endpoint, require_key_grant
 from kyso.api.context import RequestContext
 from kyso.api.language import explained
 from kyso.api.models import SignXmlQuery, parse_query
+from kyso.api.sign import signed_file_response
 from kyso.errors import UnsupportedMediaType
 from kyso.service import sha256_hex
 from kyso.signer.xml import XmlSignOptions
@@ -32,10 +33,7 @@ def xml_body() -> bytes:
 
 
 def _signed_xml_response(appended: Any, signed: Any) -> Response:
-    resp = Response(signed.xml, mimetype="application/xml")
-    resp.headers["Kyso-Audit-Seq"] = str(appended.seq)
-    resp.headers["Kyso-Document-SHA256"] = signed.sha256
-    return resp
+    return signed_file_response(appended, signed.xml, "application/xml", signed.sha256)
 
 
 @bp.post("/sign/xml")
