@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 
 from kyso.api import fields, idempotency
 from kyso.api.auth import endpoint
 from kyso.api.context import RequestContext
 from kyso.api.models import ExtendPdfQuery, parse_query
-from kyso.api.sign import signed_file_response
+from kyso.api.sign import pdf_body, signed_file_response
 from kyso.service import sha256_hex
 
 bp = Blueprint("extend", __name__)
@@ -31,7 +31,7 @@ def extend_pdf(ctx: RequestContext) -> Response:
     query = parse_query(ExtendPdfQuery)
     level, record_id = query.level, fields.record_id(query.record_id)
     ctx.audit.record_id = record_id
-    data = request.get_data()
+    data = pdf_body()
     ctx.audit.document_sha256 = sha256_hex(data)
     kyso = current_app.extensions["kyso"]
     return idempotency.run(

@@ -163,7 +163,7 @@ def _paths() -> dict[str, Any]:
                                            parameters=[_LANGUAGE])},
         "/api/v1/extend/pdf": {"post": _op(
             "Extend a signed PDF: validation data (B-LT) and a fresh archive timestamp (B-LTA)", "his",
-            {**_PDF_OK, "description": "The extended PDF"}, ("400", "409", "413", "503"),
+            {**_PDF_OK, "description": "The extended PDF"}, ("400", "409", "413", "415", "503"),
             parameters=[*query_parameters(models.ExtendPdfQuery), _IDEMPOTENCY], requestBody=_PDF_BODY)},
         "/api/v1/signing-sessions": {"post": _op(
             "Start a signing session: the clinician's token (certificate_chain) or a remote signing "
@@ -211,7 +211,8 @@ def _paths() -> dict[str, Any]:
             _OCSP_OK, ("404",),
             parameters=[{"name": "encoded", "in": "path", "required": True, "schema": {"type": "string"}}])},
         "/api/v1/verify/pdf": {"post": _op("Validate a signed PDF", "his, auditor, admin", report,
-                                           ("400", "413"), requestBody=_PDF_BODY, parameters=[_LANGUAGE])},
+                                           ("400", "413", "415"), requestBody=_PDF_BODY,
+                                           parameters=[_LANGUAGE])},
         "/api/v1/verify/json": {"post": _op(
             "Validate a JWS", "his, auditor, admin", report, ("400", "413", "415"), parameters=[_LANGUAGE],
             requestBody=_body(_ref(models.VerifyJsonRequest)))},

@@ -106,3 +106,44 @@ def test_a_sign_call_whose_media_type_is_not_its_body_s_is_415(
     assert (resp.status_code, resp.json["code"]) == (415, "unsupported_media_type"), resp.json
     entries = service.kyso.audit.entries(after=before - 1, limit=10)
     assert [(e["outcome"], e["signature_sha256"]) for e in entries] == [("error", None)]
+
+
+# Every other call that takes a body: a PDF, a JSON object or an XML record.
+BODY_WITH_WRONG_TYPE = [
+    ("/api/v1/extend/pdf?level=B-LT", "pdf", "text/plain"),
+    ("/api/v1/extend/pdf?level=B-LTA", "pdf", "application/json"),
+    ("/api/v1/verify/pdf", "pdf", "text/plain"),
+    ("/api/v1/verify/pdf", "pdf", "application/xml"),
+    ("/api/v1/verify/pdf", "pdf", "multipart/form-data; boundary=x"),
+    ("/api/v1/verify/json", "json", "text/plain"),
+    ("/api/v1/verify/json", "json", "application/pdf"),
+    ("/api/v1/verify/xml", "xml", "application/pdf"),
+    ("/api/v1/verify/xml", "xml", "text/plain"),
+    ("/api/v1/signing-sessions", "json", "text/plain"),
+    ("/api/v1/signing-sessions", "json", "application/x-www-form-urlencoded"),
+    ("/api/v1/signing-sessions/abc123/complete", "json", "text/plain"),
+]
+
+
+@pytest.mark.parametrize(("path", "kind", "media_type"), BODY_WITH_WRONG_TYPE)
+def test_every_call_with_a_body_refuses_another_media_type_with_415(
+    service: Service, path: str, kind: str, media_type: str
+) -> None:
+    body = {
+        "pdf": corpus_pdfs()[0].read_bytes(),
+        "json": b'{"signature": "x", "documents": [], "signatures": []}',
+        "xml": corpus_xml()[0].read_bytes(),
+    }[kind]
+    before = service.kyso.audit.size()
+    resp = service.client.post(path, data=body, headers={**service.auth(), "Content-Type": media_type})
+    assert (resp.status_code, resp.json["code"]) == (415, "unsupported_media_type"), resp.json
+    assert resp.mimetype == "application/problem+json"
+    entries = service.kyso.audit.entries(after=before - 1, limit=10)
+    assert [e["outcome"] for e in entries] == ["error"]
+
+
+@pytest.mark.parametrize("media_type", [None, "application/pdf", "application/octet-stream"])
+def test_verify_pdf_takes_a_pdf_sent_as_pdf_as_bytes_or_untyped(service: Service, media_type: str | None) -> None:
+    headers = service.auth() | ({"Content-Type": media_type} if media_type else {})
+    resp = service.client.post("/api/v1/verify/pdf", data=corpus_pdfs()[0].read_bytes(), headers=headers)
+    assert resp.status_code == 200 and "indication" in resp.json, resp.json
