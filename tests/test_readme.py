@@ -1,50 +1,351 @@
-"""The README's first-start commands, copied as they are written, against a real server:
-the placeholders are the corpus files and the server's address."""
+"""The README's shell blocks, copied as they are written, against a real server.
+
+Every fenced ``sh``/``bash``/``console``/``shell`` block of README.md is either run here
+(:data:`RUN`) or named in :data:`NOT_RUN` with the reason; a new block that is in neither
+fails :func:`test_every_shell_block_is_run_here_or_says_why_not`. Blocks are known by a
+command distinctive to them, not by their place in the file.
+
+The blocks run with ``bash -euo pipefail`` in a folder laid out like the checkout (``.venv``
+is the test's virtual environment, ``./var`` the data directory of one shared ``kyso serve``)
+and with a ``PATH`` that does not hold ``.venv/bin``, so a bare ``kyso`` fails as it would on a
+fresh machine. Placeholders are filled in one of two ways only:
+
+- a file the README names but cannot make (a PDF to sign, the dev CA's certificates, a
+  checkpoint the auditor kept under a dated name) is put in place under that name first;
+- text is replaced only for the server's address (``http://127.0.0.1:8080``,
+  ``https://kyso.example``), a port, the PKCS#11 module (SoftHSM's instead of OpenSC's: no USB
+  token here), absolute folders (``/backup``, ``/tmp``) moved into the test's folder, and the
+  audit seqs and tree sizes of the proof examples (the test's log is shorter).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import textwrap
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+import softhsm
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
-from serving import kyso_serve
+from serving import free_port, kyso_serve, wait_until_up
 from support import CORPUS
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+from kyso.certs.devpki import DEV_PASSPHRASE
+from kyso.config import load_config
+from kyso.errors import ConfigError
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+README = (CHECKOUT / "README.md").read_text(encoding="utf-8")
+VENV_BIN = Path(sys.executable).parent
+DEV = CHECKOUT / "certs" / "dev"
+ADDRESS = "http://127.0.0.1:8080"
+OPENSC = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+TOKEN_PIN = "clinician-pin-2718"
+
+# Blocks run by a test of this module: a command found in the block -> the test.
+RUN = {
+    "/api/v1/sign/pdf": "test_the_first_start_commands_work_as_written",
+    "kyso pki init-dev": "test_a_dev_pki_for_another_port_is_served_as_written",
+    "profile=xades": "test_the_xml_commands_sign_and_verify_as_written",
+    "xmlsec1 --verify": "test_the_xml_commands_sign_and_verify_as_written",
+    "kyso clients add his-main": "test_the_client_commands_work_as_written",
+    "records due": "test_the_records_due_commands_work_as_written",
+    "kyso session sign": "test_the_clinician_commands_work_as_written",
+    "kyso token sign-session": "test_the_clinician_commands_work_as_written",
+    "audit/checkpoint": "test_the_auditor_commands_work_as_written",
+    "audit/export": "test_the_auditor_commands_work_as_written",
+    "kyso audit verify audit.jsonl": "test_the_auditor_commands_work_as_written",
+    "kyso audit verify-entry": "test_the_auditor_commands_work_as_written",
+    "kyso audit verify-consistency": "test_the_auditor_commands_work_as_written",
+    "kyso db backup": "test_the_backup_commands_work_as_written",
+    "cp /backup/": "test_the_backup_commands_work_as_written",
+}
+
+# Blocks not run here, and why.
+NOT_RUN = {
+    "sudo ./scripts/run": "the setup commands themselves: CI runs scripts/test on a fresh machine "
+    "(.ci/run), and every block here runs in the environment it made",
+    '"signer": {"provider"': "needs a remote-signing gateway (smartca); tests/api/test_remote_sessions.py "
+    "runs the same calls against a loopback gateway that follows the NEAC contract",
+    "export KYSO_DATABASE_URL=postgresql": "needs a PostgreSQL server at db.example; kyso db upgrade on "
+    "PostgreSQL is run by the suite's each_database tests on a throw-away server (tests/pg.py)",
+}
+
+SHELL = ("sh", "bash", "console", "shell")
 
 
-def first_start_block() -> str:
-    section = README[README.index("## First start") : README.index("## Using the API")]
-    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
-    return next(b for b in blocks if "api/v1/sign/pdf" in b)
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    line: int
+    text: str
 
 
-def test_the_first_start_commands_work_as_written(tmp_path):
-    block = first_start_block()
-    assert "127.0.0.1:8080" in block
-    shutil.copy(CORPUS / "pdf" / "001-trivial" / "minimal-document.pdf", tmp_path / "giay-ra-vien.pdf")
-    shutil.copy(CORPUS / "records" / "discharge-bundle.json", tmp_path / "bundle.json")
-    (tmp_path / "var").mkdir()
-    with kyso_serve(tmp_path / "var") as (url, _proc, _log):
-        script = block.replace("http://127.0.0.1:8080", url)
+def fenced_blocks(langs: tuple[str, ...]) -> list[Block]:
+    """Fenced blocks of the README in those languages, indented ones (in a list item) dedented."""
+    found = []
+    for m in re.finditer(r"^([ \t]*)```(\w+)[ \t]*\n(.*?)^\1```", README, re.S | re.M):
+        if m.group(2) in langs:
+            found.append(Block(m.group(2), README.count("\n", 0, m.start()) + 1, textwrap.dedent(m.group(3))))
+    return found
+
+
+def block(key: str) -> str:
+    (only,) = [b.text for b in fenced_blocks(SHELL) if key in b.text]
+    return only
+
+
+def test_every_shell_block_is_run_here_or_says_why_not() -> None:
+    blocks = fenced_blocks(SHELL)
+    assert len(blocks) >= 13
+    keys = {**RUN, **NOT_RUN}
+    for b in blocks:
+        matched = [k for k in keys if k in b.text]
+        assert matched, f"README.md line {b.line}: a shell block that no test runs and NOT_RUN does not name"
+        assert len(matched) == 1, f"README.md line {b.line}: one block, several keys {matched}"
+    for key in keys:
+        hits = [b.line for b in blocks if key in b.text]
+        assert len(hits) == 1, f"{key!r} must name exactly one block, found at lines {hits}"
+    names = {n for n, v in globals().items() if n.startswith("test_") and callable(v)}
+    assert set(RUN.values()) <= names
+
+
+def test_every_variable_a_shell_block_uses_is_defined_in_it() -> None:
+    """``$NAME`` is set in the block (``NAME=``, ``export NAME=``) or is one of the
+    shell's own; the README never relies on a variable set elsewhere."""
+    own = {"PATH", "PWD", "HOME"}
+    for b in fenced_blocks(SHELL):
+        text = re.sub(r"(^|\s)#.*", "", b.text)  # comments
+        text = re.sub(r"'[^']*'", "''", text)  # awk's $3 and jq's $chain are not the shell's
+        used = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
+        defined = set(re.findall(r"(?:^|[\s;(])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", b.text, re.M))
+        assert used <= defined | own, f"README.md line {b.line}: {sorted(used - defined - own)} not defined"
+
+
+def test_every_configuration_example_is_read_as_kyso_config_check_reads_it(tmp_path: Path) -> None:
+    """Each ``toml`` block, alone as a configuration file, passes the first step of ``kyso config
+    check``: the file parses and every section and setting is one kyso knows, of the right type.
+    (The next steps open the keys, databases and TSAs it names, which do not exist here.)"""
+    blocks = fenced_blocks(("toml",))
+    assert len(blocks) >= 7
+    for b in blocks:
+        path = tmp_path / f"line-{b.line}.toml"
+        path.write_text(b.text, encoding="utf-8")
+        try:
+            load_config(path, env={})
+        except ConfigError as exc:
+            raise AssertionError(f"README.md line {b.line}: {exc}") from None
+
+
+# --- the shared site: a folder laid out like the checkout, one server ---------------------
+
+
+@dataclass
+class Site:
+    root: Path
+    url: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a fresh shell: no KYSO_ variables, no .venv/bin on PATH."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
+        env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != VENV_BIN)
+        return {**env, **extra}
+
+    def run(self, key: str, replace: dict[str, str] | None = None, **env: str) -> subprocess.CompletedProcess:
+        script = block(key)
+        for old in replace or {}:
+            assert old in script, (key, old)
+        replace = {ADDRESS: self.url, "https://kyso.example": self.url, **(replace or {})}
+        script = re.sub("|".join(map(re.escape, replace)), lambda m: replace[m[0]], script)
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
-        )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert (tmp_path / "signed.pdf").read_bytes().startswith(b"%PDF-")
-    headers = (tmp_path / "headers.txt").read_text()
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=self.root, capture_output=True, text=True, timeout=300, env=self.env(**env),
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{key}: exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done
+
+    def put(self, name: str, source: Path) -> None:
+        shutil.copy(source, self.root / name)
+
+
+def checkout_like(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ".venv").symlink_to(VENV_BIN.parent)
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = checkout_like(tmp_path_factory.mktemp("readme") / "kyso")
+    (root / "var").mkdir()
+    with kyso_serve(root / "var", "--workers", "2") as (url, _proc, _log):
+        yield Site(root, url)
+
+
+@pytest.fixture(scope="module")
+def first_start(site: Site) -> subprocess.CompletedProcess:
+    """The first-start block, run once: the signed PDF and the record the other blocks use."""
+    site.put("giay-ra-vien.pdf", CORPUS / "pdf" / "001-trivial" / "minimal-document.pdf")
+    site.put("bundle.json", CORPUS / "records" / "discharge-bundle.json")
+    done = site.run("/api/v1/sign/pdf")
+    shutil.copy(site.root / "headers.txt", site.root / "first-start-headers.txt")  # the XML block writes it too
+    return done
+
+
+def test_the_first_start_commands_work_as_written(site: Site, first_start: subprocess.CompletedProcess) -> None:
+    assert (site.root / "signed.pdf").read_bytes().startswith(b"%PDF-")
+    headers = (site.root / "first-start-headers.txt").read_text()
     assert "Kyso-Audit-Seq" in headers and "Kyso-Document-SHA256" in headers
-    answers = json_answers(done.stdout)
+    answers = json_answers(first_start.stdout)
     assert len(answers) == 4  # sign/json, the record, the list, the report
     record, report = answers[1], answers[3]
     assert [s["key"] for s in record["signatures"]] == ["hospital-seal"]
     assert report["indication"] == "TOTAL_PASSED", report
-    with (tmp_path / "signed.pdf").open("rb") as signed:
+    with (site.root / "signed.pdf").open("rb") as signed:
         (signature,) = PdfFileReader(signed).embedded_signatures
         assert signature.sig_object["/Reason"] == "Giấy ra viện"  # sent and kept unmangled
+
+
+def test_a_dev_pki_for_another_port_is_served_as_written(tmp_path: Path) -> None:
+    """The block ends in ``kyso serve``: it runs until the test has seen it serve the new PKI."""
+    root, port = checkout_like(tmp_path / "kyso"), free_port()
+    script = block("kyso pki init-dev").replace("9090", str(port))
+    env = Site(root, "").env()
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_until_up(url, proc, timeout=120)
+            with urllib.request.urlopen(url + "/pki/intermediate-ca.cer", timeout=10) as r:
+                served = x509.load_der_x509_certificate(r.read())
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    made = x509.load_pem_x509_certificate((root / "var" / "pki" / "intermediate-ca.cert.pem").read_bytes())
+    assert served == made  # the new PKI, not the shipped one
+    assert (root / "kyso.toml").read_text() == 'dev_pki = true\ndev_pki_path = "var/pki"\n'
+    seal = x509.load_pem_x509_certificate((root / "var" / "pki" / "hospital-seal.cert.pem").read_bytes())
+    assert any(f"127.0.0.1:{port}/pki" in str(ext.value) for ext in seal.extensions)  # its CRL and OCSP
+
+
+def test_the_xml_commands_sign_and_verify_as_written(site: Site) -> None:
+    site.put("giamdinhhs.xml", CORPUS / "xml" / "bhyt-giamdinhhs-4750.xml")
+    site.put("discharge-cda.xml", CORPUS / "xml" / "hl7-cda-discharge-excerpt.xml")
+    done = site.run("profile=xades")
+    bhyt = (site.root / "giamdinhhs.signed.xml").read_bytes()
+    assert b"<CHUKYDONVI><Signature" in bhyt
+    assert b"SignedProperties" in (site.root / "discharge-cda.signed.xml").read_bytes()
+    assert "Kyso-Audit-Seq" in (site.root / "headers.txt").read_text()
+    (report,) = json_answers(done.stdout)
+    assert report["indication"] == "TOTAL_PASSED", report
+    # Debian's xmlsec1 on the bhyt signature (PKCS#1 v1.5), with the dev CA's certificates
+    site.put("signed.xml", site.root / "giamdinhhs.signed.xml")
+    site.put("root-ca.pem", DEV / "root-ca.cert.pem")
+    site.put("intermediate-ca.pem", DEV / "intermediate-ca.cert.pem")
+    checked = site.run("xmlsec1 --verify")
+    assert "OK" in checked.stdout + checked.stderr
+
+
+def test_the_client_commands_work_as_written(site: Site) -> None:
+    out = site.run("kyso clients add his-main").stdout
+    for name in ("his-main", "audit-team"):  # each add: the API key on its last line
+        assert re.search(rf"client {name} .*\n(kyso_\S+)\n", out), out
+    assert re.search(r"^his-main\s+his\s+active\s+hospital-seal,lab-seal$", out, re.M), out  # the list
+    assert re.search(r"^audit-team\s+auditor\s+active\b", out, re.M), out
+    assert out.rstrip().endswith("revoked client his-main"), out
+
+
+def test_the_records_due_commands_work_as_written(site: Site, first_start: subprocess.CompletedProcess) -> None:
+    # the horizon: after the dev certificates' end, so that the first start's record is due
+    done = site.run("records due", {"2027-06-30": "2099-12-31"})
+    due = json.JSONDecoder().raw_decode(done.stdout)[0]
+    assert due["extend_before"] == "2099-12-31"
+    assert "encounter/123/discharge" in [r["record_id"] for r in due["records"]]
+    lines = done.stdout.splitlines()[-len(due["records"]):]  # kyso records due: one record a line
+    assert any(line.split()[0] == "encounter/123/discharge" for line in lines), done.stdout
+
+
+@pytest.fixture(scope="module")
+def clinician_token(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """dr-an's key and certificate on a SoftHSM token labelled as the README's clinician."""
+    softhsm.process_softhsm(tmp_path_factory.mktemp("softhsm"))
+    label = "BS. Nguyen Van An"
+    softhsm.init_token(label, softhsm.SO_PIN, TOKEN_PIN)
+    key = serialization.load_pem_private_key((DEV / "dr-an.key.pem").read_bytes(), DEV_PASSPHRASE)
+    cert = x509.load_pem_x509_certificate((DEV / "dr-an.cert.pem").read_bytes())
+    softhsm.import_key_and_cert(label, TOKEN_PIN, key, cert, "signing key", b"\x01")  # type: ignore[arg-type]
+    return label
+
+
+def test_the_clinician_commands_work_as_written(site: Site, clinician_token: str) -> None:
+    site.put("discharge.pdf", CORPUS / "pdf" / "001-trivial" / "minimal-document.pdf")
+    site.put("bundle.json", CORPUS / "records" / "discharge-bundle.json")
+    site.put("issuing-ca.pem", DEV / "intermediate-ca.cert.pem")
+    module = {OPENSC: softhsm.MODULE}
+    site.run("kyso session sign", module, KYSO_TOKEN_PIN=TOKEN_PIN)
+    assert (site.root / "signed" / "discharge.signed.pdf").read_bytes().startswith(b"%PDF-")
+    assert "signature" in json.loads((site.root / "signed" / "bundle.jws.json").read_text())
+
+    done = site.run("kyso token sign-session", module, KYSO_TOKEN_PIN=TOKEN_PIN)
+    started = json.loads((site.root / "session.json").read_text())
+    assert [d["record_id"] for d in started["documents"]] == ["enc/42/discharge", "enc/42/bundle"]
+    (completed,) = json_answers(done.stdout)
+    pdf, jws = completed["documents"]
+    assert pdf["record_id"] == "enc/42/discharge" and "pdf" in pdf and pdf["audit_seq"] > 0
+    assert jws["record_id"] == "enc/42/bundle" and "signature" in jws
+
+
+def test_the_auditor_commands_work_as_written(site: Site, first_start: subprocess.CompletedProcess) -> None:
+    site.put("root-ca.pem", DEV / "root-ca.cert.pem")
+    # 1. a checkpoint over HTTP (kept under the day's date), then one made on the server
+    site.run("audit/checkpoint")
+    (kept,) = [p for p in site.root.glob("checkpoint-2*.json")]
+    first, now = json.loads(kept.read_text()), json.loads((site.root / "checkpoint-now.json").read_text())
+    assert first["tree_size"] < now["tree_size"], (first, now)
+    # 2. the export
+    site.run("audit/export")
+    entries = [json.loads(line) for line in (site.root / "audit.jsonl").read_text().splitlines()]
+    assert len(entries) > now["tree_size"]
+    # 3. offline, with the checkpoint kept in step 1 under the README's name
+    site.put("checkpoint-2026-11-01.json", kept)
+    site.run("kyso audit verify audit.jsonl")
+    # 4. the signed PDF of the first start: its entry, proven at the size of a kept checkpoint
+    seq = int(re.findall(r"(?im)^kyso-audit-seq: *(\d+)", (site.root / "first-start-headers.txt").read_text())[0])
+    site.put("checkpoint-5000.json", site.root / "checkpoint-now.json")
+    site.run("kyso audit verify-entry", {
+        "after=16": f"after={seq - 1}", "seq=17": f"seq={seq}", "tree_size=5000": f"tree_size={now['tree_size']}",
+    })  # fmt: skip
+    assert json.loads((site.root / "entry.json").read_text())["entries"][0]["seq"] == seq
+    site.put("checkpoint-4000.json", kept)
+    site.run("kyso audit verify-consistency", {
+        "first=4000": f"first={first['tree_size']}", "second=5000": f"second={now['tree_size']}",
+    })  # fmt: skip
+
+
+def test_the_backup_commands_work_as_written(site: Site) -> None:
+    (site.root / "backup").mkdir(exist_ok=True)
+    (site.root / "tmp").mkdir(exist_ok=True)
+    moved = {"/backup/": f"{site.root}/backup/"}
+    done = site.run("kyso db backup", moved)
+    (made,) = (site.root / "backup").glob("kyso-*.sqlite3")
+    assert re.search(r"audit entries, chain head [0-9a-f]+", done.stdout + done.stderr), done.stdout + done.stderr
+    site.put("backup/kyso-2026-11-24.sqlite3", made)
+    site.put("root-ca.pem", DEV / "root-ca.cert.pem")
+    site.run("cp /backup/", {**moved, "/tmp/": f"{site.root}/tmp/"})
+    assert (site.root / "tmp" / "check.jsonl").stat().st_size > 0
 
 
 def json_answers(output: str) -> list[dict]:
