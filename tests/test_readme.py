@@ -13,13 +13,20 @@ fresh machine. Placeholders are filled in one of two ways only:
 - a file the README names but cannot make (a PDF to sign, the dev CA's certificates, a
   checkpoint the auditor kept under a dated name) is put in place under that name first;
 - text is replaced only for the server's address (``http://127.0.0.1:8080``,
-  ``https://kyso.example``), a port, the PKCS#11 module (SoftHSM's instead of OpenSC's: no USB
-  token here), absolute folders (``/backup``, ``/tmp``) moved into the test's folder, and the
-  audit seqs and tree sizes of the proof examples (the test's log is shorter).
+  ``https://kyso.example``), a port (a block's own ``kyso serve`` gets a free one), the
+  database URL (a throw-away PostgreSQL server instead of db.example), the PKCS#11 module
+  (SoftHSM's instead of OpenSC's: no USB token here), absolute folders (``/backup``, ``/tmp``)
+  moved into the test's folder, the audit seqs and tree sizes of the proof examples (the
+  test's log is shorter), and the horizon of ``records due`` (after the dev certificates' end).
+
+Secrets the README says to put in a variable are put there: the token's PIN
+(``KYSO_TOKEN_PIN``). The remote-signing provider the phone block names is a loopback
+gateway (tests/neac_server.py) that the shared server is configured with.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -28,8 +35,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +46,17 @@ import pytest
 import softhsm
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from neac_server import SP_ID, SP_SECRET, NeacGateway
 from pyhanko.pdf_utils.reader import PdfFileReader
+from remote_support import gateway
 from serving import free_port, kyso_serve, wait_until_up
 from support import CORPUS
 
 from kyso.certs.devpki import DEV_PASSPHRASE
 from kyso.config import load_config
 from kyso.errors import ConfigError
+
+__all__ = ["gateway"]  # a fixture: the loopback remote-signing gateway
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 README = (CHECKOUT / "README.md").read_text(encoding="utf-8")
@@ -63,11 +76,13 @@ RUN = {
     "records due": "test_the_records_due_commands_work_as_written",
     "kyso session sign": "test_the_clinician_commands_work_as_written",
     "kyso token sign-session": "test_the_clinician_commands_work_as_written",
+    '"signer": {"provider"': "test_the_phone_commands_start_and_poll_as_written",
     "audit/checkpoint": "test_the_auditor_commands_work_as_written",
     "audit/export": "test_the_auditor_commands_work_as_written",
     "kyso audit verify audit.jsonl": "test_the_auditor_commands_work_as_written",
     "kyso audit verify-entry": "test_the_auditor_commands_work_as_written",
     "kyso audit verify-consistency": "test_the_auditor_commands_work_as_written",
+    "export KYSO_DATABASE_URL=postgresql": "test_the_postgresql_commands_upgrade_and_serve_as_written",
     "kyso db backup": "test_the_backup_commands_work_as_written",
     "cp /backup/": "test_the_backup_commands_work_as_written",
 }
@@ -76,10 +91,6 @@ RUN = {
 NOT_RUN = {
     "sudo ./scripts/run": "the setup commands themselves: CI runs scripts/test on a fresh machine "
     "(.ci/run), and every block here runs in the environment it made",
-    '"signer": {"provider"': "needs a remote-signing gateway (smartca); tests/api/test_remote_sessions.py "
-    "runs the same calls against a loopback gateway that follows the NEAC contract",
-    "export KYSO_DATABASE_URL=postgresql": "needs a PostgreSQL server at db.example; kyso db upgrade on "
-    "PostgreSQL is run by the suite's each_database tests on a throw-away server (tests/pg.py)",
 }
 
 SHELL = ("sh", "bash", "console", "shell")
@@ -187,10 +198,19 @@ def checkout_like(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, gateway: NeacGateway) -> Iterator[Site]:
+    """One server for every block. Its configuration is what none means (dev_pki = true) plus
+    the README's phone provider, smartca, at a loopback gateway that follows the NEAC contract;
+    the blocks do not see it (their kyso commands run on the embedded default)."""
     root = checkout_like(tmp_path_factory.mktemp("readme") / "kyso")
     (root / "var").mkdir()
-    with kyso_serve(root / "var", "--workers", "2") as (url, _proc, _log):
+    config = root.parent / "server.toml"
+    config.write_text(
+        f'dev_pki = true\n\n[[remote_signing]]\nname = "smartca"\nkind = "neac"\nurl = "{gateway.url}"\n'
+        f'sp_id = "{SP_ID}"\nsp_secret_env = "KYSO_SMARTCA_SECRET"\npoll_seconds = 0.2\npoll_max_seconds = 0.5\n'
+    )
+    env = {"KYSO_CONFIG": str(config), "KYSO_SMARTCA_SECRET": SP_SECRET}
+    with kyso_serve(root / "var", "--workers", "2", env=env) as (url, _proc, _log):
         yield Site(root, url)
 
 
@@ -218,22 +238,30 @@ def test_the_first_start_commands_work_as_written(site: Site, first_start: subpr
         assert signature.sig_object["/Reason"] == "Giấy ra viện"  # sent and kept unmangled
 
 
-def test_a_dev_pki_for_another_port_is_served_as_written(tmp_path: Path) -> None:
-    """The block ends in ``kyso serve``: it runs until the test has seen it serve the new PKI."""
-    root, port = checkout_like(tmp_path / "kyso"), free_port()
-    script = block("kyso pki init-dev").replace("9090", str(port))
-    env = Site(root, "").env()
-    with open(tmp_path / "serve.log", "wb") as log:
-        proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+@contextmanager
+def serving_block(root: Path, script: str, port: int) -> Iterator[str]:
+    """Run a block that ends in ``kyso serve`` (in its own folder); yield the server's URL once
+    it answers, and stop the block's processes at the end."""
+    with open(root.parent / f"block-{port}.log", "wb") as log:
+        proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=Site(root, "").env(),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_until_up(url, proc, timeout=120)
-            with urllib.request.urlopen(url + "/pki/intermediate-ca.cer", timeout=10) as r:
-                served = x509.load_der_x509_certificate(r.read())
+            try:
+                wait_until_up(url, proc, timeout=120)
+            except (RuntimeError, TimeoutError):
+                raise AssertionError((root.parent / f"block-{port}.log").read_text()[-3000:]) from None
+            yield url
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+def test_a_dev_pki_for_another_port_is_served_as_written(tmp_path: Path) -> None:
+    root, port = checkout_like(tmp_path / "kyso"), free_port()
+    with serving_block(root, block("kyso pki init-dev").replace("9090", str(port)), port) as url:
+        with urllib.request.urlopen(url + "/pki/intermediate-ca.cer", timeout=10) as r:
+            served = x509.load_der_x509_certificate(r.read())
     made = x509.load_pem_x509_certificate((root / "var" / "pki" / "intermediate-ca.cert.pem").read_bytes())
     assert served == made  # the new PKI, not the shipped one
     assert (root / "kyso.toml").read_text() == 'dev_pki = true\ndev_pki_path = "var/pki"\n'
@@ -308,6 +336,30 @@ def test_the_clinician_commands_work_as_written(site: Site, clinician_token: str
     assert jws["record_id"] == "enc/42/bundle" and "signature" in jws
 
 
+def test_the_phone_commands_start_and_poll_as_written(site: Site, gateway: NeacGateway) -> None:
+    gateway.reset()
+    site.put("discharge.pdf", CORPUS / "pdf" / "001-trivial" / "minimal-document.pdf")
+    done = site.run('"signer": {"provider"')
+    started = json.loads((site.root / "remote-session.json").read_text())
+    assert started["status"] == "pending" and started["provider"] == "smartca", started
+    assert [d["name"] for d in started["documents"]] == ["Giấy ra viện", "Tóm tắt bệnh án"]
+    (polled,) = json_answers(done.stdout)
+    assert polled["id"] == started["id"] and polled["status"] == "pending", polled
+    # 3. the clinician confirms on the phone; the results, as the README shows them
+    gateway.confirm(started["transaction_id"])
+    key = (site.root / "var" / "dev-api-keys.txt").read_text().split("dev-his his ")[1].split()[0]
+    ask = urllib.request.Request(f"{site.url}/api/v1/signing-sessions/{started['id']}",
+                                 headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    deadline = time.monotonic() + 60
+    while (answer := json.loads(urllib.request.urlopen(ask, timeout=30).read()))["status"] == "pending":
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.2)
+    assert answer["status"] == "completed", answer
+    pdf, jws = answer["documents"]
+    assert pdf["record_id"] == "enc/42/discharge" and base64.b64decode(pdf["pdf"]).startswith(b"%PDF-")
+    assert jws["record_id"] == "enc/42/bundle" and "signature" in jws
+
+
 def test_the_auditor_commands_work_as_written(site: Site, first_start: subprocess.CompletedProcess) -> None:
     site.put("root-ca.pem", DEV / "root-ca.cert.pem")
     # 1. a checkpoint over HTTP (kept under the day's date), then one made on the server
@@ -333,6 +385,20 @@ def test_the_auditor_commands_work_as_written(site: Site, first_start: subproces
     site.run("kyso audit verify-consistency", {
         "first=4000": f"first={first['tree_size']}", "second=5000": f"second={now['tree_size']}",
     })  # fmt: skip
+
+
+def test_the_postgresql_commands_upgrade_and_serve_as_written(tmp_path: Path, pg_url: str) -> None:
+    """On a throw-away PostgreSQL server (tests/pg.py) instead of db.example; the port is the
+    test's, so that the block's ``kyso serve`` does not take 8080."""
+    root, port = checkout_like(tmp_path / "kyso"), free_port()
+    script = block("export KYSO_DATABASE_URL=postgresql")
+    script = re.sub(r"postgresql\+psycopg://\S+", pg_url, script)
+    script = script.replace("serve --workers 4", f"serve --workers 4 --port {port}")
+    with serving_block(root, script, port) as url:
+        with urllib.request.urlopen(url + "/readyz", timeout=30) as r:
+            assert json.loads(r.read())["checks"]["database"] == "ok"
+    log = (tmp_path / f"block-{port}.log").read_text()
+    assert "4 worker(s)" in log and pg_url.split("@")[-1] in log, log[-3000:]
 
 
 def test_the_backup_commands_work_as_written(site: Site) -> None:
