@@ -50,6 +50,8 @@ def backup_sqlite(url: str, target: Path) -> Backup:
         raise ConfigError(f"there is no database at {source_path}")
     if target.exists():
         raise ConfigError(f"{target} exists already; a backup never overwrites a file")
+    if not target.parent.is_dir():
+        raise ConfigError(f"there is no folder {target.parent} to put the backup in: make it first")
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     try:

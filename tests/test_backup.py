@@ -68,6 +68,14 @@ def test_a_backup_never_overwrites_a_file(tmp_path: Path) -> None:
     assert not (tmp_path / "kept.sqlite3.partial").exists()
 
 
+
+def test_a_backup_into_a_folder_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    Kyso.open(make_config(tmp_path / "var")).close()
+    code, out = kyso_cli(tmp_path / "var", "db", "backup", str(tmp_path / "backup" / "kyso.sqlite3"))
+    assert code == 2 and out.splitlines() == [f"kyso: no backup made: there is no folder {tmp_path / 'backup'} "
+                                              "to put the backup in: make it first"], out
+    assert not (tmp_path / "backup").exists()
+
 @pytest.mark.parametrize(
     ("url", "needle"),
     [
