@@ -144,6 +144,14 @@ def test_every_variable_a_shell_block_uses_is_defined_in_it() -> None:
         assert used <= defined | own, f"README.md line {b.line}: {sorted(used - defined - own)} not defined"
 
 
+def test_every_curl_of_the_readme_makes_a_refusal_an_error() -> None:
+    """Without --fail-with-body a 4xx is exit 0 and its problem lands in the file meant for the
+    answer (a checkpoint, an export, a signed record)."""
+    for b in fenced_blocks(SHELL):
+        for call in re.findall(r"\bcurl\b[^\n]*", b.text):
+            assert "--fail-with-body" in call, f"README.md line {b.line}: {call}"
+
+
 def test_every_configuration_example_is_read_as_kyso_config_check_reads_it(tmp_path: Path) -> None:
     """Each ``toml`` block, alone as a configuration file, passes the first step of ``kyso config
     check``: the file parses and every section and setting is one kyso knows, of the right type.
@@ -402,9 +410,8 @@ def test_the_postgresql_commands_upgrade_and_serve_as_written(tmp_path: Path, pg
 
 
 def test_the_backup_commands_work_as_written(site: Site) -> None:
-    (site.root / "backup").mkdir(exist_ok=True)
     (site.root / "tmp").mkdir(exist_ok=True)
-    moved = {"/backup/": f"{site.root}/backup/"}
+    moved = {"/backup": f"{site.root}/backup"}
     done = site.run("kyso db backup", moved)
     (made,) = (site.root / "backup").glob("kyso-*.sqlite3")
     assert re.search(r"audit entries, chain head [0-9a-f]+", done.stdout + done.stderr), done.stdout + done.stderr
