@@ -167,6 +167,23 @@ def test_every_configuration_example_is_read_as_kyso_config_check_reads_it(tmp_p
             raise AssertionError(f"README.md line {b.line}: {exc}") from None
 
 
+
+def test_the_configuration_examples_of_one_section_pass_kyso_config_check(tmp_path: Path) -> None:
+    """The examples that name no key, database or service of their own, together, on the dev
+    PKI: the CA intermediates' folder is filled with the dev intermediate."""
+    examples = [b.text for b in fenced_blocks(("toml",)) if re.match(r"\[(metrics|server|trust)\]\n", b.text)]
+    assert len(examples) == 3
+    folder = tmp_path / "vn-intermediates"
+    folder.mkdir()
+    shutil.copy(DEV / "intermediate-ca.cert.pem", folder / "intermediate-ca.pem")
+    config = tmp_path / "kyso.toml"
+    config.write_text("dev_pki = true\n\n" + "\n".join(examples).replace("/etc/kyso/vn-intermediates", str(folder)))
+    env = {**Site(tmp_path, "").env(), "KYSO_CONFIG": str(config), "KYSO_DATA_DIR": str(tmp_path / "var")}
+    done = subprocess.run([str(VENV_BIN / "kyso"), "config", "check"], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 # --- the shared site: a folder laid out like the checkout, one server ---------------------
 
 
