@@ -141,7 +141,7 @@ def _paths() -> dict[str, Any]:
         "/": {"get": _op("Verification page (Vietnamese and English)", None, {"description": "HTML"})},
         "/page/verify": {"post": _op(
             "Verification for the public page: a PDF, or a JWS (alone or with its payload)", None, report,
-            ("400", "404", "413", "429"), parameters=[_LANGUAGE],
+            ("400", "404", "413", "415", "429"), parameters=[_LANGUAGE],
             requestBody={"required": True, "content": {
                 "application/pdf": {"schema": _BINARY},
                 "application/json": {"schema": {"anyOf": [_ref(models.PageVerifyRequest), _ref(models.Jws)]}},

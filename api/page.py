@@ -17,7 +17,7 @@ from kyso.api.language import explained
 from kyso.api.limits import limit_address
 from kyso.api.models import Jws, PageVerifyRequest, parse_body
 from kyso.api.sign import json_body
-from kyso.errors import InvalidRequest, NotFound
+from kyso.errors import NotFound, UnsupportedMediaType
 from kyso.service import Actor, sha256_hex
 
 bp = Blueprint("page", __name__)
@@ -61,7 +61,7 @@ def verify() -> Response:
         data = request.get_data()
         ctx.audit.document_sha256 = sha256_hex(data)
         return explained(kyso.verify_xml(anonymous, data))
-    raise InvalidRequest(
+    raise UnsupportedMediaType(
         "send a PDF (application/pdf), a signed JSON (application/json) or a signed XML "
         "(application/xml)"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from support import Service, corpus_pdfs, make_config
 
 from kyso.service import Actor, Kyso
@@ -161,3 +162,11 @@ def test_the_page_takes_a_jws_file_as_kyso_returned_it(service: Service) -> None
     resp = service.client.post("/page/verify", json=signed, headers={"Accept-Language": "vi"})
     assert resp.status_code == 200, resp.json
     assert resp.json["explanation"]["verdict"] == "Hợp lệ"
+
+
+@pytest.mark.parametrize("media_type", ["text/plain", "multipart/form-data; boundary=x", None])
+def test_the_page_refuses_a_file_of_another_media_type_with_415(service: Service, media_type: str | None) -> None:
+    headers = {"Content-Type": media_type} if media_type else {}
+    resp = service.client.post("/page/verify", data=b"%PDF-1.7\n", headers=headers)
+    assert (resp.status_code, resp.json["code"]) == (415, "unsupported_media_type"), resp.json
+    assert "application/pdf" in resp.json["detail"]
