@@ -184,6 +184,18 @@ def test_the_configuration_examples_of_one_section_pass_kyso_config_check(tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+
+def test_the_national_root_s_fingerprint_is_what_the_readme_s_own_command_prints() -> None:
+    """"Check it yourself: `openssl x509 … -fingerprint -sha256`", run from the checkout as
+    written, prints the fingerprint of the README's table."""
+    command = " ".join(re.search(r"Check it yourself: `(openssl x509[^`]*)`", README)[1].split())
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=CHECKOUT, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    printed = done.stdout.strip().split("=", 1)[1]
+    (row,) = [line for line in README.splitlines() if line.startswith("| `vietnam-national-root-ca-sha256-2014.pem`")]
+    assert f"`{printed}`" in row, (printed, row)
+
+
 # --- the shared site: a folder laid out like the checkout, one server ---------------------
 
 
