@@ -27,6 +27,7 @@ gateway (tests/neac_server.py) that the shared server is configured with.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import re
@@ -42,8 +43,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 import softhsm
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from neac_server import SP_ID, SP_SECRET, NeacGateway
@@ -53,6 +56,7 @@ from serving import free_port, kyso_serve, wait_until_up
 from support import CORPUS
 
 from kyso.certs.devpki import DEV_PASSPHRASE
+from kyso.cli import main
 from kyso.config import load_config
 from kyso.errors import ConfigError
 
@@ -194,6 +198,27 @@ def test_the_national_root_s_fingerprint_is_what_the_readme_s_own_command_prints
     printed = done.stdout.strip().split("=", 1)[1]
     (row,) = [line for line in README.splitlines() if line.startswith("| `vietnam-national-root-ca-sha256-2014.pem`")]
     assert f"`{printed}`" in row, (printed, row)
+
+
+
+def cli_commands(cmd: click.Command = main, path: str = "kyso") -> Iterator[str]:
+    if isinstance(cmd, click.Group):
+        for name, sub in cmd.commands.items():
+            yield from cli_commands(sub, f"{path} {name}")
+    else:
+        yield path
+
+
+def test_the_command_line_section_names_every_command_and_each_has_help() -> None:
+    section = README[README.index("## Command line") : README.index("## Development")]
+    named = set()
+    for span in re.findall(r"`(kyso [^`]*)`", " ".join(section.split())):
+        words = list(itertools.takewhile(lambda w: re.fullmatch(r"[a-z][a-z|-]*", w), span.split()[1:]))
+        named |= {" ".join(("kyso", *choice)) for choice in itertools.product(*(w.split("|") for w in words))}
+    assert named == set(cli_commands())
+    for command in sorted(named):
+        done = CliRunner().invoke(main, [*command.split()[1:], "--help"])
+        assert done.exit_code == 0 and done.output.startswith("Usage: "), (command, done.output)
 
 
 # --- the shared site: a folder laid out like the checkout, one server ---------------------
