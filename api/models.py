@@ -6,7 +6,7 @@ classes, so what the document accepts and what the API accepts cannot drift apar
 (``tests/api/test_schema_agrees.py`` runs schemathesis over the app to hold them to it).
 
 A request the models refuse is ``400 invalid_request`` (``invalid_json`` when the body is
-not a JSON object) with an RFC 9457 ``errors`` member: one ``{"pointer", "detail"}`` per
+not a JSON object, or a JWS sent as JSON text in a string does not parse) with an RFC 9457 ``errors`` member: one ``{"pointer", "detail"}`` per
 problem, the pointer a JSON Pointer into the body (``#/documents/0/pdf``) or the query
 parameter's name. A refusal for what a schema cannot say (an unknown key alias, a PDF
 that does not parse, a certificate that is not one) has its own code and no ``errors``.
@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from kyso.api import fields
 from kyso.config import KEY_ALIAS
@@ -96,7 +97,8 @@ def _json_text(value: Any) -> Any:
         try:
             return parse_json_strict(value.encode("utf-8"))
         except InvalidJson as exc:
-            raise ValueError(exc.detail) from None
+            # Its own error type: the refusal is then invalid_json, as for a body that is not JSON.
+            raise PydanticCustomError("invalid_json", "{detail}", {"detail": exc.detail}) from None
     return value
 
 
@@ -310,9 +312,10 @@ def _is_branch(part: Any) -> bool:
     return isinstance(part, str) and (part in _BRANCHES or "[" in part or part == "none")
 
 
-def _refusal(exc: ValidationError, root: str | None) -> InvalidRequest:
-    errors = []
+def _refusal(exc: ValidationError, root: str | None) -> InvalidRequest | InvalidJson:
+    errors, malformed = [], False
     for error in exc.errors(include_url=False):
+        malformed = malformed or error["type"] == "invalid_json"
         parts = [_cut(p) for p in error["loc"] if not _is_branch(p)]
         if root is None:  # a query parameter: its name
             pointer = parts[0] if parts else ""
@@ -322,4 +325,6 @@ def _refusal(exc: ValidationError, root: str | None) -> InvalidRequest:
             where = f"'{'.'.join(parts)}'" if parts else "the body"
         errors.append({"pointer": pointer, "detail": f"{where}: {error['msg']}"})
     unique = list({e["pointer"]: e for e in errors}.values())
+    if malformed:  # JSON text inside a member that does not parse
+        return InvalidJson("; ".join(e["detail"] for e in unique), errors=unique)
     return InvalidRequest("; ".join(e["detail"] for e in unique), errors=unique)

@@ -130,6 +130,13 @@ def test_malformed_json_is_invalid_json(service: Service, body: bytes) -> None:
     problem(resp, 400, "invalid_json")
 
 
+@pytest.mark.parametrize("text", ['{"protected": "eyJ9"', '{"protected": NaN}', '{"a": 1, "a": 2}'])
+def test_a_jws_sent_as_malformed_json_text_is_invalid_json(service: Service, text: str) -> None:
+    resp = service.client.post("/api/v1/verify/json", json={"signature": text}, headers=service.auth())
+    body = problem(resp, 400, "invalid_json")
+    assert body["errors"][0]["pointer"] == "#/signature", body
+
+
 def test_json_without_payload_is_invalid_request(service: Service) -> None:
     resp = service.client.post("/api/v1/sign/json", json={"key": "lab-seal"}, headers=service.auth())
     problem(resp, 400, "invalid_request")
