@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import socket
 import time
 from dataclasses import dataclass
 
@@ -351,12 +352,26 @@ def _within(text: str, networks: tuple[str, ...]) -> bool:
     return ip is not None and any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
+def no_delay(writer: asyncio.StreamWriter) -> None:
+    """Send each answer's segments at once (TCP_NODELAY). asyncio sets it only on sockets made
+    with ``proto=IPPROTO_TCP``, which those accepted from ``socket.create_server`` are not
+    (their ``proto`` is 0): an answer written as a head, then a body, then waited 40 ms for
+    the client's delayed ACK of the head (Nagle's algorithm) on every reused connection."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # the client is already gone: its first read says so
+            pass
+
+
 async def serve(listener, settings: FrontSettings, stop: asyncio.Event) -> None:  # noqa: ANN001
     """Serve ``listener`` (a bound socket) until ``stop`` is set."""
     open_connections: set[asyncio.Task] = set()
     limit = asyncio.Semaphore(settings.server.max_connections)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        no_delay(writer)
         async with limit:
             task = asyncio.current_task()
             assert task is not None
