@@ -164,8 +164,9 @@ class Kyso(SignerChecks, Verification):
         self, actor: Actor, record_ids: Iterable[str | None], conn: Connection | None = None
     ) -> None:
         """Refuse an API client that may not sign for a record (:mod:`kyso.audit.ownership`)."""
-        if actor.role is None:
-            return
+        record_ids = [r for r in record_ids if r is not None]
+        if actor.role is None or not record_ids:
+            return  # the local operator, or no record named: no owner to ask the database for
         if conn is not None:
             check_may_add(conn, record_ids, actor.name, self.record_sharing)
             return
