@@ -107,7 +107,8 @@ class ClientConnection:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        data = await asyncio.wait_for(self.reader.read(65536), remaining)
+        async with asyncio.timeout(remaining):  # cheaper than wait_for: no task of its own
+            data = await self.reader.read(65536)
         self.conn.receive_data(data)
 
     async def _read_head(self, idle: float) -> h11.Request | None:
@@ -169,9 +170,8 @@ class ClientConnection:
     async def _serve(self, request: h11.Request) -> None:
         body, length = await self._read_body(request)
         try:
-            upstream = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.settings.upstream, limit=1 << 20), 10
-            )
+            async with asyncio.timeout(10):
+                upstream = await asyncio.open_unix_connection(self.settings.upstream, limit=1 << 20)
         except (OSError, TimeoutError):
             if body is not None:
                 body.close()
@@ -228,10 +228,9 @@ class ClientConnection:
             while True:
                 event = up.next_event()
                 if event is h11.NEED_DATA:
-                    remaining = deadline - time.monotonic()
-                    up.receive_data(
-                        await asyncio.wait_for(reader.read(1 << 20), max(remaining, 0.001))
-                    )
+                    async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                        data = await reader.read(1 << 20)
+                    up.receive_data(data)
                 elif isinstance(event, h11.Response):
                     head.set_result(event)
                 elif isinstance(event, h11.Data):
@@ -286,7 +285,8 @@ class ClientConnection:
         if data:
             self.writer.write(data)
         try:
-            await asyncio.wait_for(self.writer.drain(), self.settings.server.read_timeout_seconds)
+            async with asyncio.timeout(self.settings.server.read_timeout_seconds):
+                await self.writer.drain()
         except (OSError, TimeoutError):
             raise Closed from None
 
@@ -310,8 +310,9 @@ class ClientConnection:
             self.writer.write_eof()
             deadline = time.monotonic() + 2
             while time.monotonic() < deadline:
-                if not await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic()):
-                    return
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    if not await self.reader.read(65536):
+                        return
         except (OSError, TimeoutError, RuntimeError):
             return
 
