@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from typing import Any
 
 import rfc8785
@@ -74,8 +75,22 @@ def parse_json_strict(data: bytes | str) -> Any:
         raise InvalidJson("JSON nested too deeply") from exc
     except ValueError as exc:  # json.JSONDecodeError, and int() of over-long digit strings
         raise InvalidJson(f"not valid JSON: {exc}") from exc
-    _reject_lone_surrogates(value)
+    if _SURROGATE_ESCAPE.search(text) or (isinstance(data, str) and not _is_utf8(text)):
+        _reject_lone_surrogates(value)  # else none can be in it: no need to walk the value
     return value
+
+
+# A lone surrogate in a parsed value comes from a \uD800-\uDFFF escape, or from a str input
+# that holds one raw (bytes that decoded as UTF-8 cannot).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _decode_utf8(data: bytes | str) -> str:

@@ -15,19 +15,21 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from cachetools import TTLCache
 from sqlalchemy import Connection
 
 from kyso.audit.ownership import RecordSharing, check_may_add
 from kyso.audit.store import AppendedEntry, AuditLog, EntryDraft, register_signature
 from kyso.config import Config
 from kyso.db import Database, open_database, open_schema
-from kyso.db.clients import ClientRegistry
+from kyso.db.clients import Client, ClientRegistry, hash_api_key
 from kyso.db.reservations import Reservation, fulfil
 from kyso.errors import KysoError
 from kyso.keystore import Keystore, load_keystore
@@ -66,6 +68,45 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# How long a serving process believes an API key it verified: a key revoked by another
+# process (``kyso clients revoke``, another worker) is refused here within this time.
+API_KEY_CACHE_SECONDS = 5.0
+
+
+class VerifiedKeys:
+    """API keys verified lately, by their SHA-256: a process serving a client's calls reads
+    its row once every ``seconds``, not on every call. Only keys that passed are kept (an
+    unknown key is looked up each time, under the public rate limit); a revocation made in
+    this process forgets them all at once."""
+
+    def __init__(
+        self, registry: ClientRegistry, seconds: float = API_KEY_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic, max_keys: int = 1024,
+    ) -> None:  # fmt: skip
+        self.registry = registry
+        self._known: TTLCache[str, Client] = TTLCache(maxsize=max_keys, ttl=seconds, timer=clock)
+        self._lock = threading.Lock()  # cachetools caches are not thread-safe
+        self._generation = 0  # bumped by forget(): a lookup begun before it is not kept
+
+    def authenticate(self, api_key: str) -> Client | None:
+        digest = hash_api_key(api_key)
+        with self._lock:
+            client, generation = self._known.get(digest), self._generation
+        if client is not None:
+            return client
+        client = self.registry.authenticate(api_key)
+        if client is not None:
+            with self._lock:
+                if generation == self._generation:
+                    self._known[digest] = client
+        return client
+
+    def forget(self) -> None:
+        with self._lock:
+            self._known.clear()
+            self._generation += 1
+
+
 class Kyso(SignerChecks, Verification):
     """One service instance: configuration, database, keys, timestamping, audit log."""
 
@@ -75,6 +116,7 @@ class Kyso(SignerChecks, Verification):
         self.keystore = keystore
         self.audit = AuditLog(db)
         self.clients = ClientRegistry(db)
+        self.api_keys = VerifiedKeys(self.clients)
         self._verify_settings: VerifySettings | None = None
         self.pdf_bounds = PdfBounds.of(config.limits)
         self._settings_lock = threading.Lock()
@@ -122,8 +164,9 @@ class Kyso(SignerChecks, Verification):
         self, actor: Actor, record_ids: Iterable[str | None], conn: Connection | None = None
     ) -> None:
         """Refuse an API client that may not sign for a record (:mod:`kyso.audit.ownership`)."""
-        if actor.role is None:
-            return
+        record_ids = [r for r in record_ids if r is not None]
+        if actor.role is None or not record_ids:
+            return  # the local operator, or no record named: no owner to ask the database for
         if conn is not None:
             check_may_add(conn, record_ids, actor.name, self.record_sharing)
             return
@@ -321,7 +364,13 @@ class Kyso(SignerChecks, Verification):
             batch.append(EntryDraft(action="client.add", actor=actor, detail=detail))
             return self.clients.add(name, role, keys, conn=batch.conn)[1]
 
+    def authenticate(self, api_key: str) -> Client | None:
+        """The client an API key belongs to, or None (unknown or revoked); a revocation made
+        elsewhere counts here within :data:`API_KEY_CACHE_SECONDS`."""
+        return self.api_keys.authenticate(api_key)
+
     def revoke_client(self, actor: str | None, name: str) -> None:
         with self.audit.appending() as batch:
             batch.append(EntryDraft(action="client.revoke", actor=actor, detail={"client": name}))
             self.clients.revoke(name, batch.conn)
+        self.api_keys.forget()  # at once in this process

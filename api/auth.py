@@ -28,7 +28,7 @@ def current_client() -> Client:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
-    client = current_app.extensions["kyso"].clients.authenticate(token.strip())
+    client = current_app.extensions["kyso"].authenticate(token.strip())
     if client is None:
         # The presented key is never logged or echoed.
         raise Unauthorized("the API key is not valid (unknown or revoked)")

@@ -33,8 +33,13 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-def sample(pid: int, seconds: float, load: Callable[[], object] | None = None, keep: str = "") -> str:
-    """py-spy samples of process ``pid`` for ``seconds`` (idle threads included), while
+def sample(
+    pid: int, seconds: float, load: Callable[[], object] | None = None, keep: str = "",
+    gil: bool = False,
+) -> str:  # fmt: skip
+    """py-spy samples of process ``pid`` for ``seconds`` (idle threads included; with
+    ``gil``, only the thread holding the GIL: what the process spends its Python CPU on,
+    without the threads that wait for the GIL or in C code that released it), while
     ``load`` runs here; only stacks holding a frame that contains ``keep``. A summary."""
     exe = py_spy()
     if exe is None:
@@ -42,7 +47,8 @@ def sample(pid: int, seconds: float, load: Callable[[], object] | None = None, k
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "stacks.txt"
         command = [exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                   "--rate", "200", "--idle", "--format", "raw", "--output", str(out), "--nonblocking"]
+                   "--rate", "200", "--gil" if gil else "--idle", "--format", "raw",
+                   "--output", str(out), "--nonblocking"]
         spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         worker = threading.Thread(target=load, daemon=True) if load is not None else None
         if worker is not None:

@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import socket
 import time
 from dataclasses import dataclass
 
@@ -106,7 +107,8 @@ class ClientConnection:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        data = await asyncio.wait_for(self.reader.read(65536), remaining)
+        async with asyncio.timeout(remaining):  # cheaper than wait_for: no task of its own
+            data = await self.reader.read(65536)
         self.conn.receive_data(data)
 
     async def _read_head(self, idle: float) -> h11.Request | None:
@@ -168,9 +170,8 @@ class ClientConnection:
     async def _serve(self, request: h11.Request) -> None:
         body, length = await self._read_body(request)
         try:
-            upstream = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.settings.upstream, limit=1 << 20), 10
-            )
+            async with asyncio.timeout(10):
+                upstream = await asyncio.open_unix_connection(self.settings.upstream, limit=1 << 20)
         except (OSError, TimeoutError):
             if body is not None:
                 body.close()
@@ -227,10 +228,9 @@ class ClientConnection:
             while True:
                 event = up.next_event()
                 if event is h11.NEED_DATA:
-                    remaining = deadline - time.monotonic()
-                    up.receive_data(
-                        await asyncio.wait_for(reader.read(1 << 20), max(remaining, 0.001))
-                    )
+                    async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                        data = await reader.read(1 << 20)
+                    up.receive_data(data)
                 elif isinstance(event, h11.Response):
                     head.set_result(event)
                 elif isinstance(event, h11.Data):
@@ -285,7 +285,8 @@ class ClientConnection:
         if data:
             self.writer.write(data)
         try:
-            await asyncio.wait_for(self.writer.drain(), self.settings.server.read_timeout_seconds)
+            async with asyncio.timeout(self.settings.server.read_timeout_seconds):
+                await self.writer.drain()
         except (OSError, TimeoutError):
             raise Closed from None
 
@@ -309,8 +310,9 @@ class ClientConnection:
             self.writer.write_eof()
             deadline = time.monotonic() + 2
             while time.monotonic() < deadline:
-                if not await asyncio.wait_for(self.reader.read(65536), deadline - time.monotonic()):
-                    return
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    if not await self.reader.read(65536):
+                        return
         except (OSError, TimeoutError, RuntimeError):
             return
 
@@ -351,12 +353,26 @@ def _within(text: str, networks: tuple[str, ...]) -> bool:
     return ip is not None and any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
+def no_delay(writer: asyncio.StreamWriter) -> None:
+    """Send each answer's segments at once (TCP_NODELAY). asyncio sets it only on sockets made
+    with ``proto=IPPROTO_TCP``, which those accepted from ``socket.create_server`` are not
+    (their ``proto`` is 0): an answer written as a head, then a body, then waited 40 ms for
+    the client's delayed ACK of the head (Nagle's algorithm) on every reused connection."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # the client is already gone: its first read says so
+            pass
+
+
 async def serve(listener, settings: FrontSettings, stop: asyncio.Event) -> None:  # noqa: ANN001
     """Serve ``listener`` (a bound socket) until ``stop`` is set."""
     open_connections: set[asyncio.Task] = set()
     limit = asyncio.Semaphore(settings.server.max_connections)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        no_delay(writer)
         async with limit:
             task = asyncio.current_task()
             assert task is not None

@@ -9,6 +9,7 @@ appendix F) and the verifier supplies it again.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,17 +28,33 @@ def format_sig_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=64)
+def _certificate_members(info: KeyInfo) -> tuple[tuple[str, ...], str]:
+    """``x5c`` and ``x5t#S256`` of a key: the same for each of its signatures."""
+    chain = [c for c in info.chain if c.self_signed == "no"]  # x5c excludes the root
+    x5c = tuple(base64.b64encode(c.dump()).decode("ascii") for c in (info.certificate, *chain))
+    return x5c, b64url(hashlib.sha256(info.certificate.dump()).digest())
+
+
 def protected_header(info: KeyInfo, signing_time: datetime) -> dict[str, Any]:
     """The JAdES protected header: algorithm, chain, thumbprint, alias and signing time."""
-    chain = [c for c in info.chain if c.self_signed == "no"]  # x5c excludes the root
+    x5c, x5t = _certificate_members(info)
     return {
         "alg": info.jws_alg,
         "kid": info.alias,
-        "x5c": [base64.b64encode(c.dump()).decode("ascii") for c in (info.certificate, *chain)],
-        "x5t#S256": b64url(hashlib.sha256(info.certificate.dump()).digest()),
+        "x5c": list(x5c),
+        "x5t#S256": x5t,
         "sigT": format_sig_time(signing_time),
         "crit": ["sigT"],
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _protected_b64(info: KeyInfo, sig_t: str) -> str:
+    """The encoded protected header of a key's signatures made within one second (``sigT``
+    has whole seconds): serialised once for all of them."""
+    header = protected_header(info, datetime.fromisoformat(sig_t.replace("Z", "+00:00")))
+    return b64url(canonical_json(header))
 
 
 @dataclass(frozen=True)
@@ -56,9 +73,8 @@ class PreparedJws:
 
 def prepare_jws(payload: Any, info: KeyInfo, signing_time: datetime | None = None) -> PreparedJws:
     payload_bytes = canonical_json(payload)
-    header = protected_header(info, signing_time or datetime.now(UTC))
     return PreparedJws(
-        protected_b64=b64url(canonical_json(header)),
+        protected_b64=_protected_b64(info, format_sig_time(signing_time or datetime.now(UTC))),
         payload_b64=b64url(payload_bytes),
         payload_sha256=hashlib.sha256(payload_bytes).hexdigest(),
         alg=info.jws_alg,

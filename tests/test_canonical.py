@@ -137,6 +137,8 @@ def test_strict_parsing_accepts_ordinary_json():
         (b'"\\ud800"', "surrogate"),
         (b'{"\\udc00": 1}', "surrogate"),
         (b'[["\\ud83d x"]]', "surrogate"),
+        (b'{"k": ["\\uDBFF"]}', "surrogate"),
+        ('["\ud800"]', "surrogate"),  # already text, holding one raw
         (b"\xef\xbb\xbf{}", "byte order mark"),
         (b'{"a": 1', "not valid JSON"),
         (b"", "not valid JSON"),
@@ -154,6 +156,8 @@ def test_strict_parsing_accepts_ordinary_json():
         "lone-high-surrogate",
         "lone-low-surrogate-key",
         "nested-surrogate",
+        "upper-case-surrogate-escape",
+        "raw-surrogate-in-text",
         "bom",
         "truncated",
         "empty",

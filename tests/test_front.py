@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import h11
 
-from kyso.cli.front import ClientConnection, FrontSettings
+from kyso.cli.front import ClientConnection, FrontSettings, no_delay
 from kyso.cli.spool import Spool
 from kyso.config import ServerConfig
 
@@ -56,3 +57,19 @@ def test_the_spool_keeps_order_across_memory_and_file() -> None:
         return out
 
     assert len(asyncio.run(run())) == 2_400_000
+
+
+def test_the_front_sends_answers_without_waiting_for_the_clients_ack() -> None:
+    class Accepted:
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
+
+        def get_extra_info(self, name: str) -> socket.socket:
+            return self.sock
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        with socket.create_connection(listener.getsockname()) as _client:
+            accepted, _ = listener.accept()
+            with accepted:
+                no_delay(Accepted(accepted))  # type: ignore[arg-type]
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

@@ -10,6 +10,7 @@ event loop it signs in; the plain forms run a loop of their own.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from asn1crypto import x509
 from kyso.config import Config
 from kyso.keystore import Keystore, SigningKey
 from kyso.trust.fetching import FetchPolicy
-from kyso.trust.policy import check_signer
+from kyso.trust.policy import SignerProfile
 from kyso.trust.revocation import RevocationChecker, parse_once, refuse_unless_usable
 from kyso.trust.store import TrustStore
 
@@ -34,18 +35,39 @@ class SignerChecks:
     keystore: Keystore
 
     def signing_key(self, alias: str) -> SigningKey:
-        """:meth:`async_signing_key` in an event loop of its own."""
-        return asyncio.run(self.async_signing_key(alias))
+        """:meth:`async_signing_key` for a caller without an event loop; one runs only when
+        the revocation status must be fetched (not while the cached answer is fresh)."""
+        key = self._key_valid_now(alias)
+        cert, chain = key.info.certificate, key.info.chain
+        status = self._revocation_checker.status(cert, chain)
+        refuse_unless_usable(status, cert, require=self.config.trust.revocation == "require")
+        return key
 
     async def async_signing_key(self, alias: str) -> SigningKey:
         """The key for ``alias``, refused if its certificate cannot sign now: not yet
         valid, expired, not meant for signing (:mod:`kyso.trust.policy`), or revoked
         (see :meth:`async_check_not_revoked`)."""
-        key = self.keystore.get(alias)
-        check_signer(key.info.certificate, who=f"the certificate of key alias {alias!r}")
-        parse_once(key)
+        key = self._key_valid_now(alias)
         await self.async_check_not_revoked(key.info.certificate, key.info.chain)
         return key
+
+    def _key_valid_now(self, alias: str) -> SigningKey:
+        """The key for ``alias`` if its certificate is valid now and meant for signing. What
+        does not change with the moment (usage, key strength, the validity period) is read
+        once per key (:class:`~kyso.trust.policy.SignerProfile`); the moment is checked
+        against it on every call, so a certificate that expires is refused from then on."""
+        key = self.keystore.get(alias)
+        profile = self._signer_profiles.get(key)
+        if profile is None:
+            parse_once(key)
+            profile = SignerProfile.of(key.info.certificate)
+            self._signer_profiles[key] = profile  # two threads may both read it: same profile
+        profile.check(who=f"the certificate of key alias {alias!r}")
+        return key
+
+    @cached_property
+    def _signer_profiles(self) -> weakref.WeakKeyDictionary[SigningKey, SignerProfile]:
+        return weakref.WeakKeyDictionary()
 
     @cached_property
     def dev_revocation(self) -> DevRevocation | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from asn1crypto import x509
@@ -104,24 +105,42 @@ def usage_problem(cert: x509.Certificate) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SignerProfile:
+    """What :func:`check_signer` reads of a certificate, read once: its validity period,
+    why it may not sign at any moment (usage, key strength) or None, and its name. A key
+    signs many times with one certificate; only the moment changes between its checks."""
+
+    not_before: datetime
+    not_after: datetime
+    problem: str | None
+    name: str
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> SignerProfile:
+        cert = fresh(cert)
+        problem = usage_problem(cert) or key_strength_problem(cert)
+        return cls(cert.not_valid_before, cert.not_valid_after, problem, subject_name(cert))
+
+    def check(self, moment: datetime | None = None, who: str | None = None) -> None:
+        """Refuse the certificate if it may not sign a record at ``moment`` (now)."""
+        moment = moment or datetime.now(UTC)
+        who = who or f"the certificate of {self.name}"
+        if moment < self.not_before:
+            raise CertificateNotYetValid(f"{who} is valid only from {self.not_before:%Y-%m-%d}")
+        if moment > self.not_after:
+            raise CertificateExpired(f"{who} expired on {self.not_after:%Y-%m-%d}")
+        if self.problem is not None:
+            raise CertificateNotForSigning(f"{who} may not sign records: {self.problem}")
+
+
 def check_signer(
     cert: x509.Certificate, moment: datetime | None = None, who: str | None = None
 ) -> None:
     """Refuse a certificate that may not sign a record at ``moment`` (now): not valid then,
     not meant for signing, or with a weak key. Path and revocation are checked elsewhere.
     ``who`` names the certificate in messages (default: its subject)."""
-    cert = fresh(cert)
-    moment = moment or datetime.now(UTC)
-    who = who or f"the certificate of {subject_name(cert)}"
-    if moment < cert.not_valid_before:
-        raise CertificateNotYetValid(
-            f"{who} is valid only from {cert.not_valid_before:%Y-%m-%d}"
-        )
-    if moment > cert.not_valid_after:
-        raise CertificateExpired(f"{who} expired on {cert.not_valid_after:%Y-%m-%d}")
-    problem = usage_problem(cert) or key_strength_problem(cert)
-    if problem is not None:
-        raise CertificateNotForSigning(f"{who} may not sign records: {problem}")
+    SignerProfile.of(cert).check(moment, who)
 
 
 def check_signer_path(

@@ -162,6 +162,8 @@ def refuse_unless_usable(status: RevocationStatus, cert: x509.Certificate, requi
     """``status.status`` if a certificate in that state may sign; else CertificateRevoked,
     or, when ``require`` (``[trust] revocation = "require"``) and the status is unknown,
     RevocationUnavailable."""
+    if status.status == "good" or (status.status == "unknown" and not require):
+        return status.status  # the usual answer: no name to read for a message
     cert = fresh(cert)  # the caller's object may be read by other threads
     who = cert.subject.native.get("common_name") or cert.subject.human_friendly
     if status.status == "revoked":

@@ -319,3 +319,23 @@ def test_hostile_variations_get_a_report_or_a_kyso_error_and_never_pass_if_signe
             continue
         if any(jws.get(m) != original[m] for m in ("protected", "payload", "signature")):
             assert report.indication != "TOTAL_PASSED", jws
+
+
+def test_each_signature_names_its_own_second_and_the_keys_certificates(dev_key) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kyso.signer.jades import prepare_jws
+
+    info = dev_key("lab-seal").info
+    first = datetime(2026, 12, 2, 8, 0, 0, 250_000, tzinfo=UTC)
+    headers = [
+        json.loads(b64url_decode(prepare_jws({"a": 1}, info, moment).protected_b64))
+        for moment in (first, first + timedelta(milliseconds=500), first + timedelta(seconds=1))
+    ]
+    assert [h["sigT"] for h in headers] == [
+        "2026-12-02T08:00:00Z", "2026-12-02T08:00:00Z", "2026-12-02T08:00:01Z",
+    ]  # fmt: skip
+    assert headers[0] == headers[1] and headers[2]["sigT"] != headers[0]["sigT"]
+    other = json.loads(b64url_decode(prepare_jws({"a": 1}, dev_key("hospital-seal").info, first).protected_b64))
+    assert other["kid"] == "hospital-seal" and other["alg"] == "PS256" and other["x5c"] != headers[0]["x5c"]
+    assert base64.b64decode(headers[0]["x5c"][0]) == info.certificate.dump()

@@ -3,7 +3,7 @@ may sign, and a refusal names what the certificate is for instead."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asn1crypto import x509 as asn1_x509
@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kyso.certs.devpki import DEV_PASSPHRASE, dev_pki_dir
-from kyso.errors import CertificateNotForSigning
+from kyso.errors import CertificateExpired, CertificateNotForSigning
+from kyso.trust import policy
 from kyso.trust.policy import check_signer, usage_problem
 from kyso.trust.store import load_certificates
 
@@ -84,3 +85,21 @@ def test_a_certificate_for_something_else_is_refused_with_the_reason(
 )
 def test_a_certificate_for_documents_may_sign(purposes) -> None:
     assert usage_problem(issued_by_dev_ca(SIGNING, purposes)) is None
+
+
+def test_a_key_whose_certificate_expires_is_refused_from_then_on_though_it_signed_before(
+    service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = service.kyso.signing_key("lab-seal")  # its certificate's profile is remembered now
+    later = key.info.certificate.not_valid_after + timedelta(days=1)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return later
+
+    monkeypatch.setattr(policy, "datetime", Later)
+    with pytest.raises(CertificateExpired, match="lab-seal"):
+        service.kyso.signing_key("lab-seal")
+    with pytest.raises(CertificateExpired):
+        service.kyso.signing_key("lab-seal")  # every time, not only on the first read
