@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pikepdf
+from hostile import workers_of
 from profiles import memory_steps, sample
 from report import Figure
 from serving import kyso_serve
@@ -53,15 +54,16 @@ class Server:
 
 @contextmanager
 def production_server(data_dir: Path) -> Iterator[Server]:
-    """``kyso serve`` with its defaults (gunicorn, one worker of four threads, SQLite in
-    ``data_dir``), stopped at the end."""
+    """``kyso serve`` as production runs it (the front, gunicorn, one worker of four
+    threads, SQLite in ``data_dir``), stopped at the end. One worker: every request is
+    served, sampled and measured in the same process (the default is one per core)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    with kyso_serve(data_dir) as (url, proc, _log):
+    with kyso_serve(data_dir, "--workers", "1") as (url, proc, _log):
         keys = (data_dir / "dev-api-keys.txt").read_text(encoding="utf-8").splitlines()
         api_key = next(line.split()[2] for line in keys if line.startswith("dev-his "))
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        (worker,) = workers_of(proc.pid)  # the front's grandchild: its child is gunicorn's master
         host, port = url.removeprefix("http://").split(":")
-        yield Server(host, int(port), int(children[0]), api_key)
+        yield Server(host, int(port), worker, api_key)
 
 
 def post(conn: http.client.HTTPConnection, path: str, body: bytes | object, headers: dict[str, str]) -> int:
