@@ -16,6 +16,7 @@ rebuilds damaged files, cannot bound itself: it runs in a child process with lim
 from __future__ import annotations
 
 import gc
+import mmap
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from pyhanko.sign.fields import enumerate_sig_fields
 from kyso.errors import InvalidPdf, PayloadTooLarge
 
 MiB = 1024 * 1024
+Buffer = bytes | memoryview | mmap.mmap  # a whole file: its bytes, or a view or map of them
 # An indirect object's header, ``12 0 obj``; PDF whitespace between the parts.
 _OBJ_HEADER = re.compile(
     rb"(?<![0-9])\d{1,10}[\0\t\n\f\r ]+\d{1,5}[\0\t\n\f\r ]+obj(?![A-Za-z0-9])"
@@ -75,7 +77,7 @@ class PdfBounds:
             "(limits.max_inflated_bytes)"
         )
 
-    def check_bytes(self, data: bytes) -> None:
+    def check_bytes(self, data: Buffer) -> None:
         """Refuse, before any parsing, a file with more object headers than ``max_pdf_objects``."""
         for count, _ in enumerate(_OBJ_HEADER.finditer(data), 1):
             if count > self.max_pdf_objects:
