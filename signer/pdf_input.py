@@ -37,10 +37,11 @@ _ENCRYPTED = (
 
 def check_pdf_envelope(data: Buffer) -> None:
     """Refuse what is not a PDF or was cut off in transfer (``data``: bytes, or a map of a file)."""
-    view = memoryview(data)
-    if b"%PDF-" not in bytes(view[:1024]):
+    with memoryview(data) as view:
+        head, tail = bytes(view[:1024]), bytes(view[-2048:])
+    if b"%PDF-" not in head:
         raise InvalidPdf("the body is not a PDF (no %PDF- header)")
-    if b"%%EOF" not in bytes(view[-2048:]):
+    if b"%%EOF" not in tail:
         raise InvalidPdf("the PDF is truncated (no %%EOF marker at its end)")
 
 
@@ -48,19 +49,22 @@ def check_pdf_envelope(data: Buffer) -> None:
 def contents_of(stream: BinaryIO) -> Iterator[Buffer]:
     """The whole of a seekable stream as a buffer, not copied: a BytesIO's own, or a
     read-only map of a file (pages of the page cache, not of the process's heap)."""
+    view: memoryview | mmap.mmap
     if isinstance(stream, BytesIO):
-        with stream.getbuffer() as view:
-            yield view
-        return
+        view = stream.getbuffer()
+    else:
+        try:
+            view = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            yield b""
+            return
     try:
-        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-    except ValueError:  # an empty file cannot be mapped
-        yield b""
-        return
-    try:
-        yield mapped
+        yield view
     finally:
-        mapped.close()
+        try:
+            view.release() if isinstance(view, memoryview) else view.close()
+        except BufferError:  # still held by the frames of a refusal under way: freed with them
+            pass
 
 
 def load_pdf(
