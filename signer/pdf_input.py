@@ -47,22 +47,22 @@ def check_pdf_envelope(data: Buffer) -> None:
 
 @contextmanager
 def contents_of(stream: BinaryIO) -> Iterator[Buffer]:
-    """The whole of a seekable stream as a buffer, not copied: a BytesIO's own, or a
-    read-only map of a file (pages of the page cache, not of the process's heap)."""
-    view: memoryview | mmap.mmap
+    """The whole of a seekable stream, not copied: a BytesIO's bytes (its value, which is
+    the bytes it was made from), or a read-only map of a file (pages of the page cache,
+    not of the process's heap)."""
     if isinstance(stream, BytesIO):
-        view = stream.getbuffer()
-    else:
-        try:
-            view = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:  # an empty file cannot be mapped
-            yield b""
-            return
+        yield stream.getvalue()
+        return
     try:
-        yield view
+        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    except ValueError:  # an empty file cannot be mapped
+        yield b""
+        return
+    try:
+        yield mapped
     finally:
         try:
-            view.release() if isinstance(view, memoryview) else view.close()
+            mapped.close()
         except BufferError:  # still held by the frames of a refusal under way: freed with them
             pass
 
@@ -107,7 +107,7 @@ def load_pdf_stream(
             raise _damaged(exc) from None
     stream.seek(0)
     fixed = BytesIO(_rebuilt(stream.read(), bounds))
-    bounds.check_bytes(fixed.getbuffer())
+    bounds.check_bytes(fixed.getvalue())
     return fixed, open_pdf_stream(fixed, bounds), True
 
 
