@@ -4,8 +4,8 @@ Every state-changing view answers through :func:`run`::
 
     return idempotency.run(
         ctx,
-        lambda reservation: kyso.sign_pdf(ctx.actor, alias, data, options, record_id, reservation),
-        _signed_pdf_response,  # (entry, result) -> Response, built after the commit
+        lambda reservation: kyso.sign_json(ctx.actor, alias, payload, level, detached, record_id, reservation),
+        _signed_json_response,  # (entry, result) -> Response, built after the commit
     )
 
 Without the header the operation just runs (``reservation`` None). With it, the key is
