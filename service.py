@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from io import BytesIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cachetools import TTLCache
 from sqlalchemy import Connection
@@ -33,11 +34,11 @@ from kyso.db.clients import Client, ClientRegistry, hash_api_key
 from kyso.db.reservations import Reservation, fulfil
 from kyso.errors import KysoError
 from kyso.keystore import Keystore, load_keystore
-from kyso.signer.archive_dates import async_extend_before
+from kyso.signer.archive_dates import async_extend_before, async_own_deadline
 from kyso.signer.bounds import PdfBounds, releasing_cycles
 from kyso.signer.jades import SignedJson, sign_json
 from kyso.signer.ltv import EXTENSION_LEVELS, ExtendedPdf, async_extend_pdf
-from kyso.signer.pades import PdfSignOptions, SignedPdf, async_sign_pdf
+from kyso.signer.pades import PdfSignOptions, SignedPdf, SignedStream, async_sign_pdf_stream
 from kyso.signer.timestamp.authority import TimestampAuthority
 from kyso.signer.timestamp.client import (
     TimestampClient,
@@ -199,10 +200,32 @@ class Kyso(SignerChecks, Verification):
         record_id: str | None,
         reservation: Reservation | None = None,
     ) -> tuple[SignedPdf, AppendedEntry]:
+        """Sign a PDF held in memory (:meth:`sign_pdf_stream` signs from and to files)."""
+        out = BytesIO()
+        made, appended = self.sign_pdf_stream(
+            actor, alias, BytesIO(data), sha256_hex(data), options, record_id, out, reservation
+        )
+        return SignedPdf(out.getvalue(), made.field, made.sha256, made.repaired), appended
+
+    def sign_pdf_stream(
+        self,
+        actor: Actor,
+        alias: str,
+        source: BinaryIO,
+        document_sha256: str,
+        options: PdfSignOptions,
+        record_id: str | None,
+        output: BinaryIO,
+        reservation: Reservation | None = None,
+    ) -> tuple[SignedStream, AppendedEntry]:
+        """Sign the PDF in ``source`` (seekable; ``document_sha256`` is its SHA-256, for the
+        audit entry) into ``output`` (empty, readable, writable, seekable). From files, a
+        ``B-B`` or ``B-T`` signature never holds the document in memory whole."""
         self.check_may_add(actor, [record_id])
-        async def signed_and_dated() -> tuple[SignedPdf, datetime | None]:
-            signed = await self._async_sign_pdf(data, alias, options)
-            return signed, await async_extend_before(signed.pdf, self.trust)
+
+        async def signed_and_dated() -> tuple[SignedStream, datetime | None]:
+            signed, extended = await self._async_sign_pdf(source, output, alias, options)
+            return signed, await self._extend_before(signed, extended, output)
 
         with collect_failures() as tsa_failures, releasing_cycles():
             signed, deadline = asyncio.run(signed_and_dated())
@@ -222,15 +245,18 @@ class Kyso(SignerChecks, Verification):
             actor=actor.name,
             key=alias,
             record_id=record_id,
-            document_sha256=sha256_hex(data),
+            document_sha256=document_sha256,
             signature_sha256=signed.sha256,
             detail=detail,
         )
         return signed, self._append_signature(actor, draft, "pdf", options.level, deadline, reservation)
 
-    async def _async_sign_pdf(self, data: bytes, alias: str, options: PdfSignOptions) -> SignedPdf:
-        """Check the key, sign (kyso's stamp when visible); for B-LT/B-LTA, sign at B-T and
-        then add the validation data, gathered after the signature exists as validators expect."""
+    async def _async_sign_pdf(
+        self, source: BinaryIO, output: BinaryIO, alias: str, options: PdfSignOptions
+    ) -> tuple[SignedStream, bytes | None]:
+        """Check the key, sign (kyso's stamp when visible) into ``output``; for B-LT/B-LTA,
+        sign at B-T and then add the validation data, gathered after the signature exists
+        as validators expect (in memory: the extended PDF is returned too)."""
         key = await self.async_signing_key(alias)
         font = None
         if options.visible:
@@ -238,19 +264,41 @@ class Kyso(SignerChecks, Verification):
 
             font = find_font(self.config.stamp_font)
         if options.level not in EXTENSION_LEVELS:
-            return await async_sign_pdf(
-                data, key, options, self.timestamper, stamp_font=font, bounds=self.pdf_bounds
+            signed = await async_sign_pdf_stream(
+                source, output, key, options, self.timestamper, stamp_font=font, bounds=self.pdf_bounds
             )
-        base = replace(options, level="B-T")
-        signed = await async_sign_pdf(data, key, base, self.timestamper, stamp_font=font, bounds=self.pdf_bounds)
+            return signed, None
+        base, first = replace(options, level="B-T"), BytesIO()
+        signed = await async_sign_pdf_stream(
+            source, first, key, base, self.timestamper, stamp_font=font, bounds=self.pdf_bounds
+        )
         context = self.trust.revocation_context(key.info.chain)
         try:
             extended = await async_extend_pdf(
-                signed.pdf, options.level, self.timestamper, context, bounds=self.pdf_bounds
+                first.getvalue(), options.level, self.timestamper, context, bounds=self.pdf_bounds
             )
         finally:
             await context.aclose()
-        return replace(signed, pdf=extended.pdf, sha256=extended.sha256)
+        output.write(extended.pdf)
+        output.seek(0)
+        return replace(signed, sha256=extended.sha256, size=len(extended.pdf), end=len(extended.pdf)), extended.pdf
+
+    async def _extend_before(
+        self, signed: SignedStream, extended: bytes | None, output: BinaryIO
+    ) -> datetime | None:
+        """When the signed PDF must be extended (:mod:`kyso.signer.archive_dates`). A
+        document whose only signature is the one just made is judged from that signature
+        alone; any other is read again."""
+        if extended is not None:
+            return await async_extend_before(extended, self.trust)
+        if not signed.signed_before:
+            return await async_own_deadline(
+                signed.field, signed.cms, signed.end, signed.document_digest, self.trust
+            )
+        output.seek(0)
+        pdf = output.read()
+        output.seek(0)
+        return await async_extend_before(pdf, self.trust)
 
     def extend_pdf(
         self,

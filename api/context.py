@@ -51,6 +51,7 @@ class RequestContext:
     signature_labels: tuple[str, str, str] | None = None  # (kind, key, level) for /metrics
     error_code: str | None = None  # the code of the problem answered, if one was
     replayed: bool = False  # the answer is an Idempotency-Key replay: nothing was signed
+    body_fingerprint: str | None = None  # Idempotency-Key's, of a body read once as it came
     failure_recorded: bool = False
 
     @property

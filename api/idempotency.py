@@ -4,8 +4,8 @@ Every state-changing view answers through :func:`run`::
 
     return idempotency.run(
         ctx,
-        lambda reservation: kyso.sign_pdf(ctx.actor, alias, data, options, record_id, reservation),
-        _signed_pdf_response,  # (entry, result) -> Response, built after the commit
+        lambda reservation: kyso.sign_json(ctx.actor, alias, payload, level, detached, record_id, reservation),
+        _signed_json_response,  # (entry, result) -> Response, built after the commit
     )
 
 Without the header the operation just runs (``reservation`` None). With it, the key is
@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Response, current_app, request
 
@@ -51,11 +51,19 @@ Operation = Callable[[Reservation | None], tuple[R, E]]
 
 
 def request_fingerprint() -> str:
+    h = fingerprint_head()
+    h.update(request.get_data(cache=True))
+    return h.hexdigest()
+
+
+def fingerprint_head() -> Any:
+    """The request's fingerprint hash fed with all but its body (a body read once, as it
+    comes, feeds it then: :func:`kyso.api.spool.spool_body`; its digest goes to
+    ``RequestContext.body_fingerprint``)."""
     h = hashlib.sha256()
     for part in (request.method, request.path, request.query_string.decode("latin-1"), request.mimetype):
         h.update(part.encode("utf-8") + b"\x00")
-    h.update(request.get_data(cache=True))
-    return h.hexdigest()
+    return h
 
 
 def idempotent_call(ctx: RequestContext) -> IdempotentCall | None:
@@ -64,7 +72,7 @@ def idempotent_call(ctx: RequestContext) -> IdempotentCall | None:
     if key is None:
         return None
     fields.idempotency_key(key)
-    return IdempotentCall(ctx.caller.name, key, request_fingerprint())
+    return IdempotentCall(ctx.caller.name, key, ctx.body_fingerprint or request_fingerprint())
 
 
 def _reservations() -> Reservations:

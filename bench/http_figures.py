@@ -64,8 +64,8 @@ class Server:
 
 @contextmanager
 def production_server(data_dir: Path) -> Iterator[Server]:
-    """``kyso serve`` with its defaults (gunicorn, one worker of four threads, SQLite in
-    ``data_dir``), stopped at the end."""
+    """``kyso serve`` as production runs it (the front, gunicorn with its default of one
+    worker of four threads per core, SQLite in ``data_dir``), stopped at the end."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with kyso_serve(data_dir) as (url, proc, _log):
         keys = (data_dir / "dev-api-keys.txt").read_text(encoding="utf-8").splitlines()

@@ -32,6 +32,7 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
@@ -261,13 +262,39 @@ def _literal_end(pdf: bytes, pos: int) -> int:
 async def validate_value(pdf: bytes, value: SignatureValue, trust: TrustStore) -> Validated | None:
     """The value as :class:`Validated` if it is a sound signature or document timestamp
     over its byte range from a signer that chains to a trust anchor; else None."""
+    return await validate_cms(
+        value.field, value.cms, value.end, lambda algorithm: value.digest(pdf, algorithm), trust
+    )
+
+
+async def async_own_deadline(
+    field: str, contents: bytes, end: int, sha256_digest: bytes, trust: TrustStore
+) -> datetime | None:
+    """:func:`async_extend_before` of a PDF whose one filled signature field is the one just
+    made: its ``/Contents`` value as written, its signed bytes' end and their SHA-256 (the
+    only digest kyso signs with). The same validation, without reading the file again."""
+
+    def digest(algorithm: str) -> bytes:
+        if algorithm != "sha256":
+            raise ValueError(f"the signature was made over SHA-256, not {algorithm}")
+        return sha256_digest
+
+    found = await validate_cms(field, contents, end, digest, trust)
+    return deadline([found] if found else [])
+
+
+async def validate_cms(
+    field: str, contents: bytes, end: int, digest: Callable[[str], bytes], trust: TrustStore
+) -> Validated | None:
+    """A signature field's value (``contents``, the CMS, maybe zero-padded) as
+    :class:`Validated`, given the digest of its signed bytes by algorithm; else None."""
     try:
-        signed = cms.ContentInfo.load(value.cms, strict=False)["content"]
+        signed = cms.ContentInfo.load(contents, strict=False)["content"]
         if signed["encap_content_info"]["content_type"].native == "tst_info":
-            return await _timestamp(pdf, value, signed, trust)
-        return await _signature(pdf, value, signed, trust)
+            return await _timestamp(field, end, digest, signed, trust)
+        return await _signature(field, end, digest, signed, trust)
     except Exception as exc:  # asn1crypto and pyHanko raise many kinds on hostile values
-        log.info("signature field %r does not validate: %r", value.field, exc)
+        log.info("signature field %r does not validate: %r", field, exc)
         return None
 
 
@@ -276,24 +303,22 @@ def _certificates(signed: cms.SignedData) -> list:
 
 
 async def _timestamp(
-    pdf: bytes, value: SignatureValue, signed: cms.SignedData, trust: TrustStore
+    field: str, end: int, digest: Callable[[str], bytes], signed: cms.SignedData, trust: TrustStore
 ) -> Validated | None:
     tst_info = signed["encap_content_info"]["content"].parsed
     context = trust.path_context(_certificates(signed), tst_info["gen_time"].native)
     try:
-        kwargs = await validate_tst_signed_data(
-            signed, context, lambda algorithm: value.digest(pdf, algorithm)
-        )
+        kwargs = await validate_tst_signed_data(signed, context, digest)
     finally:
         await context.aclose()
     status = TimestampSignatureStatus(**kwargs)
     if not (status.intact and status.valid and status.trusted):
         return None
-    return Validated(value.field, True, value.end, status.signing_cert.not_valid_after)
+    return Validated(field, True, end, status.signing_cert.not_valid_after)
 
 
 async def _signature(
-    pdf: bytes, value: SignatureValue, signed: cms.SignedData, trust: TrustStore
+    field: str, end: int, digest: Callable[[str], bytes], signed: cms.SignedData, trust: TrustStore
 ) -> Validated | None:
     signer_info = signed["signer_infos"][0]
     algorithm = signer_info["digest_algorithm"]["algorithm"].native
@@ -304,7 +329,7 @@ async def _signature(
         # would then require an extended key usage extension of every signer.
         kwargs = await cms_basic_validation(
             signed,
-            raw_digest=value.digest(pdf, algorithm),
+            raw_digest=digest(algorithm),
             validation_context=context,
             key_usage_settings=SIGNER_KEY_USAGE,
         )
@@ -313,4 +338,4 @@ async def _signature(
     status = SignatureStatus(**kwargs)
     if not (status.intact and status.valid and status.trusted):
         return None
-    return Validated(value.field, False, value.end, status.signing_cert.not_valid_after)
+    return Validated(field, False, end, status.signing_cert.not_valid_after)

@@ -16,6 +16,7 @@ rebuilds damaged files, cannot bound itself: it runs in a child process with lim
 from __future__ import annotations
 
 import gc
+import mmap
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from pyhanko.sign.fields import enumerate_sig_fields
 from kyso.errors import InvalidPdf, PayloadTooLarge
 
 MiB = 1024 * 1024
+Buffer = bytes | mmap.mmap  # a whole file: its bytes, or a map of them
 # An indirect object's header, ``12 0 obj``; PDF whitespace between the parts.
 _OBJ_HEADER = re.compile(
     rb"(?<![0-9])\d{1,10}[\0\t\n\f\r ]+\d{1,5}[\0\t\n\f\r ]+obj(?![A-Za-z0-9])"
@@ -75,8 +77,15 @@ class PdfBounds:
             "(limits.max_inflated_bytes)"
         )
 
-    def check_bytes(self, data: bytes) -> None:
-        """Refuse, before any parsing, a file with more object headers than ``max_pdf_objects``."""
+    def check_bytes(self, data: Buffer) -> None:
+        """Refuse, before any parsing, a file with more object headers than ``max_pdf_objects``.
+
+        Every header ends in its own ``obj``: a file with no more ``obj`` than the cap has
+        no more headers, and is let through without the header pattern, which costs about
+        30 ns a byte (1.5 s for a 50 MB scan) where a search for ``obj`` costs next to
+        nothing."""
+        if _occurs_at_most(data, b"obj", self.max_pdf_objects):
+            return
         for count, _ in enumerate(_OBJ_HEADER.finditer(data), 1):
             if count > self.max_pdf_objects:
                 raise self._too_many_objects()
@@ -114,6 +123,17 @@ class PdfBounds:
         return OverLimit(
             f"the PDF has more than {self.max_pdf_objects} objects (limits.max_pdf_objects)"
         )
+
+
+def _occurs_at_most(data: Buffer, needle: bytes, cap: int) -> bool:
+    """Whether ``needle`` occurs in ``data`` no more than ``cap`` times."""
+    found, position = 0, data.find(needle)
+    while position >= 0:
+        found += 1
+        if found > cap:
+            return False
+        position = data.find(needle, position + len(needle))
+    return True
 
 
 @contextmanager

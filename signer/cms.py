@@ -39,5 +39,9 @@ class KeystoreSigner(Signer):
             if info.key_type == "rsa":
                 return bytes((pub.bit_size + 7) // 8)
             return bytes(_EC_DER_MAX.get(pub.bit_size, 139))
-        # Token calls block; keep the event loop free for the timestamp request.
+        if info.kind == "software":
+            # A key in memory signs in well under a millisecond: a thread (a new one for
+            # each event loop) would cost more than it spares the loop.
+            return self._key.sign(data, info.default_scheme)
+        # Token and remote calls block; keep the event loop free meanwhile.
         return await asyncio.to_thread(self._key.sign, data, info.default_scheme)

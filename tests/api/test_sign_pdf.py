@@ -196,3 +196,31 @@ def test_the_configured_stamp_font_is_the_font_of_a_visible_stamp(
     assert by_default.status_code == 200, by_default.get_data(as_text=True)
     default_added = font_names(by_default.get_data()) - font_names(pdf)
     assert default_added and not any(STAMP_FONT in name for name in default_added), default_added
+
+
+def test_a_body_without_a_length_is_read_to_its_end_and_refused_one_byte_over_the_limit(
+    service: Service,
+) -> None:
+    """As a server that ends chunked bodies itself hands them over (wsgi.input_terminated):
+    the app reads the body once, into a file, and a byte past the limit is 413, never a
+    body cut short at the limit and signed as its first revision."""
+    pdf = corpus_pdfs()[5].read_bytes()
+    limit = service.kyso.config.max_body_bytes
+    headers = {**service.auth(), "Content-Type": "application/pdf"}
+
+    def post(body: bytes):
+        return service.client.post(
+            "/api/v1/sign/pdf", query_string={"key": "hospital-seal", "level": "B-B"},
+            input_stream=BytesIO(body), headers={**headers, "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )  # fmt: skip
+
+    r = post(pdf)
+    assert r.status_code == 200, r.get_data()[:300]
+    assert r.headers["Kyso-Document-SHA256"] == hashlib.sha256(r.get_data()).hexdigest()
+    grown = pdf + b"\n% a later revision\n" + b"0" * (limit + 1 - len(pdf) - 20)
+    assert len(grown) == limit + 1
+    r = post(grown)
+    assert (r.status_code, r.json["code"]) == (413, "payload_too_large"), r.get_data()[:300]
+    assert r.json["detail"].startswith("the request body is larger"), r.json  # read, not announced
+    assert post(grown[:limit]).status_code != 413  # the limit itself is accepted

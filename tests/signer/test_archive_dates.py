@@ -129,3 +129,46 @@ def test_the_signature_dictionary_reader_is_not_fooled_by_strings() -> None:
     start, end = entries[b"/ByteRange"]
     assert pdf[start:end] == b"[0 10 20 5]"
     assert pdf[slice(*entries[b"/Contents"])] == b"<3000>"
+
+
+# -- a signature just made is judged without reading the file again ------------------------
+
+
+@pytest.mark.parametrize("level", ["B-B", "B-T"])
+@pytest.mark.parametrize("signer", ["hospital-seal", "lab-seal", "short", "foreign"])
+def test_the_date_of_a_signature_just_made_is_the_date_read_back_from_the_file(
+    kyso: Kyso, dev_trust, short_lived_key, foreign_signing_key, level: str, signer: str
+) -> None:
+    from io import BytesIO
+
+    from kyso.signer.archive_dates import async_own_deadline
+    from kyso.signer.pades import async_sign_pdf_stream
+
+    key = {"short": short_lived_key, "foreign": foreign_signing_key[0]}.get(signer)
+    key = key or kyso.signing_key(signer)
+    for trust in (kyso.trust, dev_trust):
+        out = BytesIO()
+        made = asyncio.run(async_sign_pdf_stream(
+            BytesIO(corpus_pdfs()[5].read_bytes()), out, key, PdfSignOptions(level=level), kyso.timestamper
+        ))  # fmt: skip
+        own = asyncio.run(async_own_deadline(made.field, made.cms, made.end, made.document_digest, trust))
+        assert own == extend_before(out.getvalue(), trust), (signer, level)
+        assert (own is None) == (signer == "foreign")
+    assert made.sha256 == hashlib.sha256(out.getvalue()).hexdigest() and made.size == len(out.getvalue())
+    assert not made.signed_before
+
+
+def test_a_pdf_signed_before_is_read_again_for_its_date(kyso: Kyso) -> None:
+    once = sign(kyso, corpus_pdfs()[5].read_bytes(), "hospital-seal", "B-T")
+    _signed, appended = kyso.sign_pdf(Actor("test"), "dr-an", once, PdfSignOptions(level="B-B"), None)
+    twice = _signed.pdf
+    from sqlalchemy import select
+
+    from kyso.audit.rows import iso_seconds
+    from kyso.db import signatures
+
+    with kyso.db.reader.connect() as conn:
+        query = select(signatures.c.extend_before).where(signatures.c.audit_seq == appended.seq)
+        stored = conn.execute(query).scalar_one()
+    expected = extend_before(twice, kyso.trust)
+    assert expected is not None and stored == iso_seconds(expected)

@@ -385,3 +385,59 @@ def test_a_token_naming_its_tsa_by_the_default_sha256_is_embedded_byte_for_byte(
         signed.pdf, VerifySettings(trust_roots=tuple(asn1_certs(ROOT)), allow_fetching=False)
     )
     assert report.indication == "TOTAL_PASSED", report.to_json()
+
+
+# -- the client keeps its connection to a TSA ---------------------------------------------
+
+
+class KeptAliveTsa:
+    """``tsa`` served over HTTP/1.1 on loopback, counting the connections it accepts."""
+
+    def __init__(self, tsa: TimestampAuthority) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.connections = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                outer.connections += 1
+                super().setup()
+
+            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+                reply = tsa.respond(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/timestamp-reply")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args) -> None:
+                return None
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/tsa"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_b_t_signatures_one_after_another_reuse_one_connection_to_the_tsa(
+    tsa: TimestampAuthority, dev_key
+) -> None:
+    from kyso.signer.timestamp.client import http_source
+
+    served = KeptAliveTsa(tsa)
+    try:
+        client = TimestampClient([http_source(served.url, 10)])
+        key, options = dev_key("lab-seal"), PdfSignOptions(level="B-T")
+        for _ in range(3):
+            asyncio.run(async_sign_pdf(MINIMAL.read_bytes(), key, options, client))
+        assert served.connections == 1
+    finally:
+        served.close()
