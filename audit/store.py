@@ -34,7 +34,7 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kyso.audit.entry import format_time, line_hash
+from kyso.audit.entry import entry_canonical, format_time, line_hash
 from kyso.audit.group_commit import Combiner, Waiting
 from kyso.audit.node_rows import nodes_completed_by_leaves
 from kyso.audit.reads import LogReader
@@ -103,7 +103,7 @@ def _new_entry(draft: EntryDraft, seq: int, prev_hash: str) -> tuple[AppendedEnt
         "detail": draft.detail,
         "prev_hash": prev_hash,
     }
-    canonical = canonical_json(entry)
+    canonical = entry_canonical(entry)
     appended = AppendedEntry(seq, LoggedEntry.from_json(entry), line_hash(canonical).hex())
     row = {
         "seq": seq,
