@@ -270,15 +270,19 @@ class AuditLog(LogReader):
         self, conn: Connection, requests: list[_Append[Any]], size: int, head_hash: str
     ) -> tuple[int, str]:
         """Insert the entries of ``requests`` after entry ``size - 1`` and run their writes;
-        the new size and head. With several requests, inside a savepoint: one whose writes
-        raise is named (:class:`_WriteFailed`) once the savepoint is rolled back."""
-        savepoint = conn.begin_nested() if len(requests) > 1 else None
+        the new size and head. With several requests of which some write, inside a
+        savepoint: one whose writes raise is named (:class:`_WriteFailed`) once the
+        savepoint is rolled back."""
+        writes = any(request.write is not _nothing for request in requests)
+        savepoint = conn.begin_nested() if writes and len(requests) > 1 else None
         drafts = [draft for request in requests for draft in request.drafts]
         appended = _insert_entries(conn, drafts, size, head_hash)
         start = 0
         for request in requests:
             request.appended = appended[start : start + len(request.drafts)]
             start += len(request.drafts)
+            if request.write is _nothing:
+                continue
             try:
                 request.result = request.write(conn, request.appended)
             except Exception as exc:
