@@ -3,7 +3,7 @@
 Appends are group-committed (:mod:`kyso.audit.group_commit`): the appends that the
 threads of one process make at the same time share one transaction and one commit.
 One caller leads it: lock the chain head once, number and hash every entry in memory,
-insert them all and the Merkle nodes they complete (two statements), run each caller's
+insert them all and the Merkle nodes they complete (one statement each), run each caller's
 writes (the record registry row, a session, an idempotency reservation's fulfilment) on
 the same connection, move the head, commit once. Each caller returns only once the
 commit holding its entries is done: nothing is acknowledged before it is durable. A
@@ -123,7 +123,8 @@ def _insert_entries(
     conn: Connection, drafts: Sequence[EntryDraft], size: int, head_hash: str
 ) -> list[AppendedEntry]:
     """Number, hash and insert ``drafts`` as entries ``size``, ``size + 1``, ... after the
-    entry ``head_hash``, with the Merkle nodes they complete: two statements (head lock held)."""
+    entry ``head_hash``, with the Merkle nodes they complete: one insert each, after one
+    read of the stored left siblings (head lock held)."""
     appended: list[AppendedEntry] = []
     rows: list[dict[str, Any]] = []
     for draft in drafts:
