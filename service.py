@@ -181,13 +181,14 @@ class Kyso(SignerChecks, Verification):
         """Append a signing entry with its record registry row (``deadline``: when a signed
         PDF must be extended again) and, if given, the fulfilment of the caller's
         idempotency reservation: one transaction."""
-        with self.audit.appending() as batch:
-            self.check_may_add(actor, [draft.record_id], batch.conn)
-            appended = batch.append(draft)
-            register_signature(batch.conn, appended, kind, level, deadline)
+
+        def write(conn: Connection, appended: AppendedEntry) -> None:
+            self.check_may_add(actor, [draft.record_id], conn)
+            register_signature(conn, appended, kind, level, deadline)
             if reservation is not None:
-                fulfil(batch.conn, reservation, appended.seq)
-        return appended
+                fulfil(conn, reservation, appended.seq)
+
+        return self.audit.append(draft, write)
 
     # -- signing ------------------------------------------------------------
 
@@ -408,9 +409,11 @@ class Kyso(SignerChecks, Verification):
         for alias in keys:
             self.keystore.get(alias)  # UnknownKey for a typo, before anything is written
         detail = {"client": name, "role": role, "keys": list(keys)}
-        with self.audit.appending() as batch:
-            batch.append(EntryDraft(action="client.add", actor=actor, detail=detail))
-            return self.clients.add(name, role, keys, conn=batch.conn)[1]
+        _, (_, api_key) = self.audit.append_and_write(
+            [EntryDraft(action="client.add", actor=actor, detail=detail)],
+            lambda conn, _entries: self.clients.add(name, role, keys, conn=conn),
+        )
+        return api_key
 
     def authenticate(self, api_key: str) -> Client | None:
         """The client an API key belongs to, or None (unknown or revoked); a revocation made
@@ -418,7 +421,8 @@ class Kyso(SignerChecks, Verification):
         return self.api_keys.authenticate(api_key)
 
     def revoke_client(self, actor: str | None, name: str) -> None:
-        with self.audit.appending() as batch:
-            batch.append(EntryDraft(action="client.revoke", actor=actor, detail={"client": name}))
-            self.clients.revoke(name, batch.conn)
+        self.audit.append(
+            EntryDraft(action="client.revoke", actor=actor, detail={"client": name}),
+            lambda conn, _entry: self.clients.revoke(name, conn),
+        )
         self.api_keys.forget()  # at once in this process

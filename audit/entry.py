@@ -9,6 +9,7 @@ each entry as exactly those JCS bytes (:func:`entry_line`), so a line's hash is 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +52,39 @@ def entry_hash(entry: dict[str, Any]) -> bytes:
 def entry_hash_hex(entry: dict[str, Any]) -> str:
     """The entry hash as 64 lowercase hex digits, as ``prev_hash`` and the API show it."""
     return entry_hash(entry).hex()
+
+
+# The standard library's encoder writes what JCS writes for the values :func:`_plain` allows:
+# keys sorted (code point order is UTF-16 order for ASCII keys), integers in decimal, no
+# whitespace, strings as UTF-8 with only '"', '\\' and control characters escaped, the
+# latter as \b \t \n \f \r or \u00xx in lowercase. Floats are where they part.
+_PLAIN_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def entry_canonical(entry: dict[str, Any]) -> bytes:
+    """The JCS bytes of ``entry``, as :func:`~kyso.formats.canonical_json` makes them,
+    about ten times faster for an entry of plain values (its hot path when appending):
+    strings, safe integers, booleans, null, and objects with ASCII keys and arrays of those.
+    Anything else (a float, a non-ASCII key) goes through the RFC 8785 library."""
+    if _plain(entry):
+        try:
+            return _PLAIN_JSON.encode(entry).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: let the library refuse it
+            pass
+    return canonical_json(entry)
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
 
 
 def line_hash(line: bytes) -> bytes:

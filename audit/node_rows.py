@@ -8,10 +8,11 @@ sizes, so each reads all of them in one query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, select, tuple_
 
+from kyso.audit.merkle import nodes_completed_by
 from kyso.db import merkle_nodes
 
 _READ_NODES = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
@@ -48,3 +49,24 @@ def left_siblings(seq: int) -> list[tuple[int, int]]:
         wanted.append((level, (seq >> level) - 1))
         level += 1
     return wanted
+
+
+def nodes_completed_by_leaves(
+    conn: Connection, size: int, leaves: Sequence[bytes]
+) -> list[tuple[int, int, bytes]]:
+    """The (level, index, hash) nodes that appending ``leaves`` to a tree of ``size`` leaves
+    completes, in order: the left siblings already stored are read in one query, those the
+    new leaves complete themselves are taken from this computation."""
+    stored = {
+        sibling
+        for seq in range(size, size + len(leaves))
+        for sibling in left_siblings(seq)
+        if (sibling[1] + 1) << sibling[0] <= size  # complete before the first new leaf
+    }
+    source = fetch_nodes(conn, stored)
+    completed: list[tuple[int, int, bytes]] = []
+    for offset, leaf in enumerate(leaves):
+        for level, index, digest in nodes_completed_by(source, size + offset, leaf):
+            source.nodes[(level, index)] = digest
+            completed.append((level, index, digest))
+    return completed

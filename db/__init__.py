@@ -2,7 +2,10 @@
 
 Writes that must serialise (audit appends) take the write lock at the start of their
 transaction: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's row lock on the singleton
-``audit_head`` row. Readers use a second engine and never block writers (SQLite WAL).
+``audit_head`` row. Every write transaction starts with :meth:`Database.writing`: on
+SQLite in a file, the writers of all processes wait their turn there on a lock file beside
+the database (:class:`WriteQueue`), not in SQLite's busy handler. Readers use a second
+engine and never block writers (SQLite WAL).
 
 The tables below describe the schema; Alembic migrations (``kyso/audit/migrations``)
 create and change it. :func:`create_schema` runs them, under a lock, so that several
@@ -12,7 +15,11 @@ new migration in ``audit/migrations/versions`` (tests compare the two).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +27,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -153,6 +161,47 @@ remote_transactions = Table(
 )
 
 
+class WriteQueue:
+    """Where writers of one SQLite file wait their turn, in the kernel rather than in SQLite.
+
+    SQLite's busy handler makes a writer that finds the database locked sleep with back-off
+    (up to 100 ms at a time), long after the lock is free again: with several writer
+    processes most of their time went there. Holding an exclusive ``flock`` on a file beside
+    the database around each write transaction makes them queue and wake as soon as the
+    previous one has committed. The file is opened anew in each process (a descriptor
+    inherited across ``fork`` would share the lock); threads of one process take turns on a
+    process lock first. ``BEGIN IMMEDIATE`` stays the lock that keeps the chain whole: a
+    writer that does not take this one (another tool, an older kyso) only waits longer.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._turn = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._turn:
+            fd = self._file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
 @dataclass
 class Database:
     """A writer engine (serialised appends) and a reader engine."""
@@ -162,16 +211,32 @@ class Database:
     reader: Engine
     # Called by dispose(), first: background work on this database (the checkpointer) stops.
     on_dispose: list[Callable[[], None]] = field(default_factory=list)
+    # SQLite in a file: where its writers queue (:class:`WriteQueue`); None otherwise.
+    write_queue: WriteQueue | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction that holds the database's write lock from its first statement
+        (see the module docstring); with SQLite in a file, taken in turn with the other
+        processes' writers (:class:`WriteQueue`)."""
+        if self.write_queue is None:
+            with self.writer.begin() as conn:
+                yield conn
+            return
+        with self.write_queue.held(), self.writer.begin() as conn:
+            yield conn
 
     def dispose(self) -> None:
         while self.on_dispose:
             self.on_dispose.pop()()
         self.writer.dispose()
         self.reader.dispose()
+        if self.write_queue is not None:
+            self.write_queue.close()
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -198,7 +263,11 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 
 def open_database(url: str) -> Database:
     if url.startswith("sqlite"):
-        return Database(url, _sqlite_engine(url, True), _sqlite_engine(url, False))
+        writer = _sqlite_engine(url, True)
+        path = writer.url.database
+        # In memory (no file, or ":memory:"): one process, nothing to queue beside.
+        queue = WriteQueue(Path(path + ".lock")) if path and path != ":memory:" and not path.startswith("file:") else None
+        return Database(url, writer, _sqlite_engine(url, False), write_queue=queue)
     engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     return Database(url, engine, engine)
 
@@ -249,7 +318,7 @@ def create_schema(db: Database) -> None:
 
     if schema_revision(db) == head_revision() and _has_head_row(db):
         return  # the common case (every worker start): no lock, no write
-    with db.writer.begin() as conn:
+    with db.writing() as conn:
         if not db.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         cfg = alembic_config(conn)

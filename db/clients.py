@@ -64,7 +64,7 @@ class ClientRegistry:
                 with conn.begin_nested():
                     conn.execute(insert(clients).values(**row))
             else:
-                with self.db.writer.begin() as own:
+                with self.db.writing() as own:
                     own.execute(insert(clients).values(**row))
         except IntegrityError:
             raise InvalidRequest(f"a client named {name!r} exists already") from None

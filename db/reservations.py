@@ -117,7 +117,7 @@ class Reservations:
         """
         for _ in range(3):  # PostgreSQL: two first claims race on the primary key
             try:
-                with self.db.writer.begin() as conn:
+                with self.db.writing() as conn:
                     return self._claim(conn, call, time.time())
             except IntegrityError:
                 continue
@@ -165,7 +165,7 @@ class Reservations:
 
     def answer(self, reservation: Reservation, answer: StoredAnswer) -> None:
         """Keep the answer of a fulfilled reservation for its retries."""
-        with self.db.writer.begin() as conn:
+        with self.db.writing() as conn:
             conn.execute(
                 update(idempotency)
                 .where(
@@ -178,7 +178,7 @@ class Reservations:
 
     def release(self, reservation: Reservation) -> None:
         """Give the key up after a failed operation (never once it was fulfilled)."""
-        with self.db.writer.begin() as conn:
+        with self.db.writing() as conn:
             conn.execute(
                 delete(idempotency).where(
                     idempotency.c.client == reservation.client,

@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from asn1crypto import x509
+from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry, EntryDraft, register_signature
 from kyso.db.reservations import Reservation, fulfil
@@ -119,12 +120,13 @@ def start_session(
             ],
         },
     )
-    with kyso.audit.appending() as batch:
-        appended = batch.append(draft)
-        insert_session(batch.conn, session.id, actor.name, session.expires_at, state)
+
+    def write(conn: Connection, appended: AppendedEntry) -> None:
+        insert_session(conn, session.id, actor.name, session.expires_at, state)
         if reservation is not None:
-            fulfil(batch.conn, reservation, appended.seq)
-    return session, appended
+            fulfil(conn, reservation, appended.seq)
+
+    return session, kyso.audit.append(draft, write)
 
 
 def check_session_request(kyso: Kyso, request: SessionRequest) -> None:
@@ -298,18 +300,18 @@ def finish_session(
         )
     )
 
-    with kyso.audit.appending() as batch:
-        kyso.check_may_add(actor, [doc.record_id for doc in finished], batch.conn)
-        appended = [batch.append(draft) for draft in drafts]
-        claim(batch.conn, session_id)
+    def write(conn: Connection, appended: list[AppendedEntry]) -> None:
+        kyso.check_may_add(actor, [doc.record_id for doc in finished], conn)
+        claim(conn, session_id)
         for entry, doc, deadline in zip(appended, finished, deadlines, strict=False):
-            register_signature(batch.conn, entry, doc.kind, level, deadline)
+            register_signature(conn, entry, doc.kind, level, deadline)
         if reservation is not None:
-            fulfil(batch.conn, reservation, appended[-1].seq)
+            fulfil(conn, reservation, appended[-1].seq)
         if conclude_remote:  # a remote session's answer, kept for GET .../<id>
             answers = [doc.answer(entry) for doc, entry in zip(finished, appended, strict=False)]
-            remote_store.conclude(batch.conn, session_id, "completed", {"documents": answers})
-    return completed, appended
+            remote_store.conclude(conn, session_id, "completed", {"documents": answers})
+
+    return completed, kyso.audit.append_many(drafts, write)
 
 
 def _check_one(leaf: x509.Certificate, doc: dict[str, Any], signature: bytes, index: int) -> bytes:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from asn1crypto import x509
+from sqlalchemy import Connection
 
 from kyso.audit.store import AppendedEntry, EntryDraft
 from kyso.db.reservations import Reservation, fulfil
@@ -186,15 +187,16 @@ def start_remote_session(
         },
     )
     first_poll = now if signatures else min(now + provider.poll_seconds, session.expires_at)
-    with kyso.audit.appending() as batch:
-        appended = batch.append(draft)
-        insert_session(batch.conn, session_id, actor.name, session.expires_at, state)
+
+    def write(conn: Connection, appended: AppendedEntry) -> None:
+        insert_session(conn, session_id, actor.name, session.expires_at, state)
         remote_store.insert_transaction(
-            batch.conn, session_id, provider.name, transaction_id, answer.reference, signatures, first_poll
+            conn, session_id, provider.name, transaction_id, answer.reference, signatures, first_poll
         )
         if reservation is not None:
-            fulfil(batch.conn, reservation, appended.seq)
-    return session, appended
+            fulfil(conn, reservation, appended.seq)
+
+    return session, kyso.audit.append(draft, write)
 
 
 def _checked_now(

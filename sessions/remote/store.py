@@ -95,7 +95,7 @@ def due(db: Database, now: float, limit: int = 20) -> list[str]:
 
 def take(db: Database, session_id: str, now: float) -> RemoteTransaction | None:
     """Hold the transaction for :data:`LEASE_SECONDS` if it is open, due and free."""
-    with db.writer.begin() as conn:
+    with db.writing() as conn:
         taken = conn.execute(
             update(remote_transactions)
             .where(remote_transactions.c.session_id == session_id, _takeable(now))
@@ -109,7 +109,7 @@ def take(db: Database, session_id: str, now: float) -> RemoteTransaction | None:
 
 def reschedule(db: Database, session_id: str, next_poll_at: float, attempts: int) -> None:
     """Give the transaction back, to be asked about again at ``next_poll_at``."""
-    with db.writer.begin() as conn:
+    with db.writing() as conn:
         conn.execute(
             update(remote_transactions)
             .where(remote_transactions.c.session_id == session_id)
@@ -121,7 +121,7 @@ def reschedule(db: Database, session_id: str, next_poll_at: float, attempts: int
 
 def answered(db: Database, session_id: str, signatures: Sequence[bytes], reference: str | None) -> None:
     """The provider gave the signatures (in document order): finish the session next."""
-    with db.writer.begin() as conn:
+    with db.writing() as conn:
         conn.execute(
             update(remote_transactions)
             .where(remote_transactions.c.session_id == session_id, remote_transactions.c.status == "pending")

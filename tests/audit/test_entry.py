@@ -12,6 +12,7 @@ from kyso.audit.checkpoint_format import checkpoint_body, parse_checkpoint_body
 from kyso.audit.entry import (
     ENTRY_FIELDS,
     GENESIS_PREV_HASH,
+    entry_canonical,
     entry_hash,
     entry_hash_hex,
     entry_line,
@@ -20,6 +21,8 @@ from kyso.audit.entry import (
     parse_time,
     validate_entry_shape,
 )
+from kyso.errors import InvalidJson
+from kyso.formats import canonical_json
 
 
 def make_entry(**changes) -> dict:
@@ -162,3 +165,50 @@ def test_a_checkpoint_body_is_a_c2sp_note_with_a_chain_head_line():
 def test_a_malformed_checkpoint_body_is_refused(body):
     with pytest.raises(ValueError):
         parse_checkpoint_body(body)
+
+
+TRICKY_STRINGS = [
+    "",
+    "plain",
+    'quote " and backslash \\ and slash /',
+    "".join(chr(c) for c in range(0x20)) + "\x7f",
+    "Giấy ra viện, bệnh án số 7",
+    "\u2028\u2029 line separators",
+    "\ufeff\uffff astral \U0001f600 \U00010000",
+    "<script>&amp;</script>",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_STRINGS)
+def test_an_entry_of_plain_values_is_written_as_the_jcs_library_writes_it(text: str) -> None:
+    entry = {
+        "seq": 9007199254740991,
+        "time": text,
+        "actor": None,
+        "action": text,
+        "detail": {"z": [text, -9007199254740991, 0, True, False, None, {}, []], "A": {"b": text}, "": 1},
+        "prev_hash": "0" * 64,
+    }
+    assert entry_canonical(entry) == canonical_json(entry)
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [{"ratio": 0.1}, {"big": 2**60}, {"\U0001f600": 1, "\uffff": 2}, {"é": 1}, {"t": (1, 2)}],
+)
+def test_an_entry_with_values_jcs_writes_its_own_way_goes_through_the_jcs_library(
+    detail: dict[str, object],
+) -> None:
+    entry = {"seq": 1, "detail": detail}
+    try:
+        expected = canonical_json(entry)
+    except InvalidJson:
+        with pytest.raises(InvalidJson):
+            entry_canonical(entry)
+        return
+    assert entry_canonical(entry) == expected
+
+
+def test_a_lone_surrogate_in_an_entry_is_refused_as_the_jcs_library_refuses_it() -> None:
+    with pytest.raises(InvalidJson):
+        entry_canonical({"action": "\ud800"})
