@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -45,7 +46,18 @@ def log_lines(log: Path) -> list[dict]:
 
 
 def access_line(log: Path, request_id: str) -> dict:
-    return next(line for line in log_lines(log) if line["logger"] == "gunicorn.access" and line.get("request_id") == request_id)
+    """The access log line of a request; gunicorn writes it once the answer is sent, so
+    it may come a moment after the client has the answer."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [
+            line for line in log_lines(log)
+            if line["logger"] == "gunicorn.access" and line.get("request_id") == request_id
+        ]
+        if found or time.monotonic() > deadline:
+            assert found, f"no access line names {request_id}"
+            return found[0]
+        time.sleep(0.05)
 
 
 def canary_key_toml(tmp_path: Path) -> str:
