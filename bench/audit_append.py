@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, event, func, insert, select
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -196,6 +196,35 @@ def many_writers(
     one_chain = log.size() == before + made and verify_export(log.export_lines()).ok
     db.dispose()
     return made / elapsed, one_chain
+
+
+def grouping(url: str, threads: int, seconds: float) -> tuple[float, float, float]:
+    """Appends made by ``threads`` threads of this one process for ``seconds``: (appends/s,
+    entries a commit, CPU microseconds of this process an append): how much group commit
+    puts into each commit, and what an append costs with it."""
+    db = open_database(url)
+    create_schema(db)
+    log = AuditLog(db)
+    log.size()
+    commits, made = [0], [0] * threads
+    event.listen(db.writer, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
+    deadline = time.monotonic() + seconds
+
+    def write(i: int) -> None:
+        while time.monotonic() < deadline:
+            log.append(DRAFT)
+            made[i] += 1
+
+    workers = [threading.Thread(target=write, args=(i,)) for i in range(threads)]
+    cpu, start = time.process_time(), time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    db.dispose()
+    total = sum(made)
+    return total / elapsed, total / max(1, commits[0]), cpu / total * 1e6
 
 
 def many_bare_writers(url: str, processes: int, each: int | str) -> float:
