@@ -19,6 +19,7 @@ PostgreSQL is a throw-away server started here (tests/pg.py). Results go to the 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -225,6 +226,21 @@ def grouping(url: str, threads: int, seconds: float) -> tuple[float, float, floa
     db.dispose()
     total = sum(made)
     return total / elapsed, total / max(1, commits[0]), cpu / total * 1e6
+
+
+def grouping_apart(url: str, threads: int, seconds: float) -> tuple[float, float, float]:
+    """:func:`grouping` in a fresh interpreter: this one's heap (a benchmark's data) would
+    make every garbage collection of the appends' objects longer."""
+    script = (
+        "import json, sys; sys.path[:0] = sys.argv[1:3]; import audit_append; "
+        "print(json.dumps(audit_append.grouping(sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(HERE), str(HERE.parent / "tests"), url, str(threads), str(seconds)],
+        capture_output=True, text=True, check=True,
+    )
+    rate, per_commit, cpu = json.loads(done.stdout.splitlines()[-1])
+    return rate, per_commit, cpu
 
 
 def many_bare_writers(url: str, processes: int, each: int | str) -> float:

@@ -81,8 +81,8 @@ def appends(url: str, name: str, seconds: float) -> list[Figure]:
         rate / bare, f">= {APPENDS_TARGET:,}/s", rate >= APPENDS_TARGET and one_chain,
     )
     if not figure.met and found:
-        alone = audit_append.grouping(url, 1, seconds / 5)
-        grouped = audit_append.grouping(url, WRITERS, seconds / 5)
+        alone = audit_append.grouping_apart(url, 1, seconds / 5)
+        grouped = audit_append.grouping_apart(url, WRITERS, seconds / 5)
         figure.profile = "\n".join([
             f"The same database, writers as threads of this one process: 1 thread {alone[0]:,.0f}/s "
             f"({alone[1]:.1f} entries a commit, {alone[2]:.0f} us CPU an append); {WRITERS} threads "
