@@ -46,13 +46,14 @@ def spool_body(config: Config, also: Any = None) -> SpooledBody:
     ``also``, a hash object, when given); over ``config.max_body_bytes`` it is
     :class:`PayloadTooLarge`, and the file is closed."""
     limit = config.max_body_bytes
+    too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
     file = temporary_file(config)
     try:
         digest, size = hashlib.sha256(), 0
         while chunk := request.stream.read(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+                raise too_large
             digest.update(chunk)
             if also is not None:
                 also.update(chunk)
@@ -60,7 +61,7 @@ def spool_body(config: Config, also: Any = None) -> SpooledBody:
         file.seek(0)
     except RequestEntityTooLarge:
         file.close()
-        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes") from None
+        raise too_large from None
     except BaseException:
         file.close()
         raise
